@@ -1,0 +1,1 @@
+"""Subcommands of the ``minivae`` command line, one module each (see :mod:`minivae.cli`)."""

@@ -1,0 +1,85 @@
+"""Optimizers that *maximise* an objective, updating a params dict in place.
+
+The bounds are maximised, so the update climbs the gradient: θ ← θ + lr · step. Both
+optimizers keep their state in plain arrays, returned by ``state_dict()`` and restored by
+``load_state_dict()`` so that a checkpointed run resumes exactly.
+"""
+from . import backend
+from .backend import xp
+
+
+class SGD:
+    """Gradient ascent, optionally with momentum: v ← μ v + g;  θ ← θ + lr v."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0):
+        self.params, self.lr, self.momentum = params, lr, momentum
+        self.t = 0
+        self.velocity = {n: xp.zeros_like(p) for n, p in params.items()} if momentum else {}
+
+    def step(self, grads):
+        self.t += 1
+        for name, p in self.params.items():
+            g = grads[name]
+            if self.momentum:
+                v = self.velocity[name]
+                v *= self.momentum
+                v += g
+                g = v
+            p += self.lr * g
+
+    def state_dict(self):
+        return {"t": self.t, "lr": self.lr, "momentum": self.momentum,
+                "velocity": {n: backend.to_numpy(v) for n, v in self.velocity.items()}}
+
+    def load_state_dict(self, state):
+        self.t, self.lr, self.momentum = int(state["t"]), state["lr"], state["momentum"]
+        self.velocity = {n: backend.asarray(v, dtype=self.params[n].dtype)
+                         for n, v in state["velocity"].items()}
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), ascending: with g the gradient of the objective,
+
+        m ← β1 m + (1 - β1) g,   s ← β2 s + (1 - β2) g²,
+        θ ← θ + lr · m̂ / (√ŝ + ε),  m̂ = m / (1 - β1^t),  ŝ = s / (1 - β2^t).
+
+    Burda et al. used β1 = 0.9, β2 = 0.999, ε = 1e-4 (the default here); ε = 1e-8 is
+    Kingma & Ba's.
+    """
+
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):
+        if not lr > 0 or not 0 <= beta1 < 1 or not 0 <= beta2 < 1 or not eps > 0:
+            raise ValueError(f"Adam needs lr > 0, 0 <= beta1, beta2 < 1 and eps > 0, got "
+                             f"lr={lr}, beta1={beta1}, beta2={beta2}, eps={eps}")
+        self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
+        self.t = 0
+        self.m = {n: xp.zeros_like(p) for n, p in params.items()}
+        self.s = {n: xp.zeros_like(p) for n, p in params.items()}
+
+    def step(self, grads):
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        # Fold both bias corrections into the step size (as in the paper's Algorithm 1 note).
+        step_size = self.lr * (1 - b2 ** self.t) ** 0.5 / (1 - b1 ** self.t)
+        eps_hat = self.eps * (1 - b2 ** self.t) ** 0.5
+        for name, p in self.params.items():
+            g, m, s = grads[name], self.m[name], self.s[name]
+            m *= b1
+            m += (1 - b1) * g
+            s *= b2
+            s += (1 - b2) * (g * g)
+            p += step_size * m / (xp.sqrt(s) + eps_hat)
+
+    def state_dict(self):
+        return {"t": self.t, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,
+                "eps": self.eps,
+                "m": {n: backend.to_numpy(v) for n, v in self.m.items()},
+                "s": {n: backend.to_numpy(v) for n, v in self.s.items()}}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+        self.lr, self.beta1, self.beta2, self.eps = (state[k] for k in ("lr", "beta1", "beta2",
+                                                                        "eps"))
+        for key in ("m", "s"):
+            setattr(self, key, {n: backend.asarray(v, dtype=self.params[n].dtype)
+                                for n, v in state[key].items()})

@@ -1,0 +1,36 @@
+"""minivae: deep latent variable models (IWAE, VAE, MIWAE) with hand-written gradients."""
+import os
+
+from setuptools import find_packages, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
+    long_description = f.read()
+
+# NVRTC and its Python bindings compile the CUDA kernel on machines without a GPU,
+# which is how CI checks kernels/logsumexp_weights.cu.
+NVRTC = ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14"]
+
+setup(
+    name="minivae",
+    version="0.1.0",
+    description="Deep latent variable models (IWAE, VAE, MIWAE) with hand-written gradients, "
+    "for NumPy and CuPy",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    # The CUDA source lives in kernels/ at the top of the repository (where a reader looks for
+    # it) and is installed as the package minivae.kernels, so `pip install` ships it.
+    packages=find_packages(include=["minivae", "minivae.*"]) + ["minivae.kernels"],
+    package_dir={"minivae.kernels": "kernels"},
+    package_data={"minivae": ["data/*.npz"], "minivae.kernels": ["*.cu", "*.h"]},
+    install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60"],
+    extras_require={
+        "test": ["pytest>=7", "scikit-learn>=1.2"] + NVRTC,
+        "bench": ["scikit-learn>=1.2"],
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=14"],
+    },
+    entry_points={"console_scripts": ["minivae=minivae.cli:main"]},
+)
