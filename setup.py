@@ -24,7 +24,7 @@ setup(
     # it) and is installed as the package minivae.kernels, so `pip install` ships it.
     packages=find_packages(include=["minivae", "minivae.*"]) + ["minivae.kernels"],
     package_dir={"minivae.kernels": "kernels"},
-    package_data={"minivae": ["data/*.npz"], "minivae.kernels": ["*.cu", "*.h"]},
+    package_data={"minivae": ["datasets/*.npz"], "minivae.kernels": ["*.cu", "*.h"]},
     install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "scikit-learn>=1.2"] + NVRTC,
