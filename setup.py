@@ -9,7 +9,8 @@ with open(os.path.join(here, "README.md"), encoding="utf-8") as f:
 
 # NVRTC and its Python bindings compile the CUDA kernel on machines without a GPU,
 # which is how CI checks kernels/logsumexp_weights.cu.
-NVRTC = ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14"]
+# NVRTC 13 no longer targets compute_70 (Volta), which NVRTC 12 still does.
+NVRTC = ["cuda-bindings>=13,<14", "nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-nvrtc-cu12>=12.4,<13"]
 
 setup(
     name="minivae",

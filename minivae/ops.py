@@ -82,5 +82,10 @@ def logsumexp_weights(log_w):
     return logsumexp_weights_reference(log_w)
 
 
-# The one dispatch point to the GPU kernel: set by minivae.cuda when the backend is CuPy.
+# The one dispatch point to the GPU kernel (kernels/logsumexp_weights.cu): chosen once, from the
+# backend. The import is inside the branch so that the NumPy path never loads minivae.cuda.
+from . import backend as _backend  # noqa: E402 (next to its one use)
+
 _fused = None
+if _backend.name == "cupy":
+    from .cuda import logsumexp_weights as _fused
