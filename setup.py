@@ -28,7 +28,7 @@ setup(
     package_data={"minivae": ["datasets/*.npz"], "minivae.kernels": ["*.cu", "*.h"]},
     install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "scikit-learn>=1.2"] + NVRTC,
+        "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2"] + NVRTC,
         "bench": ["scikit-learn>=1.2"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=14"],

@@ -1,0 +1,271 @@
+"""Linear-Gaussian latent variable models: probabilistic PCA and factor analysis.
+
+The lecture's first latent variable models, before the decoder becomes a neural network:
+
+    z ~ N(0, I_d),    x | z ~ N(W z + mu, Psi),    so    x ~ N(mu, C),  C = W W^T + Psi,
+
+with x in R^p, z in R^d (d < p), W of shape (p, d) and a diagonal noise covariance Psi:
+Psi = sigma^2 I_p for probabilistic PCA (Tipping & Bishop, 1999), Psi = Diag(psi_1..psi_p) for
+factor analysis. Everything is in closed form: the marginal log-likelihood, the exact posterior
+p(z|x) = N(G W^T Psi^-1 (x - mu), G) with G = (I_d + W^T Psi^-1 W)^-1, and the Gaussian
+expectations and KL divergences that make up the VAE bound (used to check the bound's two
+decompositions numerically, see ``tests/test_decompositions.py``).
+
+The two estimators follow scikit-learn's conventions (``fit``, ``score``, ``score_samples``,
+``transform``, ``sample``; attributes ``components_`` = W^T of shape (d, p), ``mean_`` = mu,
+``noise_variance_``) and ``score`` is exactly scikit-learn's ``PCA.score`` /
+``FactorAnalysis.score``: the mean of log N(x_n; mu, C) over the rows. Plain NumPy/SciPy on the
+host: these models are small demonstrations, not part of the GPU path.
+"""
+import numpy as np
+import scipy.linalg
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+# --- closed forms of the linear-Gaussian model --------------------------------------------------
+
+def _inner(W, psi):
+    """A = I_d + W^T Psi^-1 W (d, d): the posterior precision, and the matrix whose determinant
+    gives |C| = |A| prod(psi) (the matrix determinant lemma)."""
+    return np.eye(W.shape[1]) + (W.T / psi) @ W
+
+
+def log_marginal(X, W, mu, psi):
+    """log p(x_n) = log N(x_n; mu, W W^T + Diag(psi)) for each row, shape (n,).
+
+    X (n, p), W (p, d), mu (p,), psi (p,) > 0. Uses the Woodbury identity
+    C^-1 = Psi^-1 - Psi^-1 W A^-1 W^T Psi^-1 and |C| = |A| |Psi|, so the cost is O(n p d), never
+    a p x p inverse.
+    """
+    X, W, mu, psi = (np.asarray(a, dtype=float) for a in (X, W, mu, psi))
+    Xc = X - mu
+    cho = scipy.linalg.cho_factor(_inner(W, psi), lower=True)
+    B = Xc / psi @ W                                            # (n, d) = (x - mu)^T Psi^-1 W
+    quad = np.sum(Xc * Xc / psi, axis=1) - np.sum(B * scipy.linalg.cho_solve(cho, B.T).T, axis=1)
+    logdet = 2.0 * np.sum(np.log(np.diag(cho[0]))) + np.sum(np.log(psi))
+    return -0.5 * (X.shape[1] * LOG_2PI + logdet + quad)
+
+
+def posterior(X, W, mu, psi):
+    """The exact posterior p(z|x_n) = N(m_n, G): means m (n, d) and the shared covariance G (d, d).
+
+    G = (I_d + W^T Psi^-1 W)^-1 and m_n = G W^T Psi^-1 (x_n - mu): conjugacy of the Gaussian
+    prior and the linear-Gaussian likelihood. G does not depend on x.
+    """
+    X, W, mu, psi = (np.asarray(a, dtype=float) for a in (X, W, mu, psi))
+    G = np.linalg.inv(_inner(W, psi))
+    G = 0.5 * (G + G.T)                                         # symmetric to rounding
+    return (X - mu) / psi @ W @ G, G
+
+
+def kl_gaussians(m0, S0, m1, S1):
+    """KL(N(m0, S0) || N(m1, S1)) for each row: m0, m1 (n, d); S0, S1 (d, d) or (n, d, d).
+
+    0.5 [tr(S1^-1 S0) + (m1 - m0)^T S1^-1 (m1 - m0) - d + log|S1| - log|S0|].
+    """
+    m0, m1 = np.atleast_2d(m0), np.atleast_2d(m1)
+    shape = m0.shape + m0.shape[-1:]                            # (n, d, d)
+    S0, S1 = np.broadcast_to(S0, shape), np.broadcast_to(S1, shape)
+    d = m0.shape[-1]
+    S1inv = np.linalg.inv(S1)
+    diff = m1 - m0
+    trace = np.einsum("nij,nji->n", S1inv, S0)
+    maha = np.einsum("ni,nij,nj->n", diff, S1inv, diff)
+    return 0.5 * (trace + maha - d + np.linalg.slogdet(S1)[1] - np.linalg.slogdet(S0)[1])
+
+
+def expected_log_likelihood(X, W, mu, psi, m, S):
+    """E_{z ~ N(m_n, S_n)}[log N(x_n; W z + mu, Diag(psi))] for each row, shape (n,).
+
+    The reconstruction term of the VAE bound in closed form: the Gaussian log-density at the mean
+    plus the spread of W z, -0.5 tr(Psi^-1 W S W^T). m (n, d); S (d, d) or (n, d, d).
+    """
+    X, W, mu, psi, m = (np.asarray(a, dtype=float) for a in (X, W, mu, psi, m))
+    S = np.broadcast_to(S, m.shape + m.shape[-1:])
+    r = X - m @ W.T - mu
+    spread = np.einsum("ij,njk,ik->n", W / psi[:, None], S, W)   # tr(Psi^-1 W S_n W^T)
+    return -0.5 * (X.shape[1] * LOG_2PI + np.sum(np.log(psi)) + np.sum(r * r / psi, axis=1)
+                   + spread)
+
+
+def _mean_loglike_from_cov(S, W, psi):
+    """(1/n) sum_n log N(x_n; mean, C) from the sample covariance S (ddof 0) alone:
+    -0.5 [p log 2 pi + log|C| + tr(C^-1 S)], O(p^2 d) whatever n (EM evaluates it every step)."""
+    p = S.shape[0]
+    cho = scipy.linalg.cho_factor(_inner(W, psi), lower=True)
+    WtPinv = W.T / psi                                          # (d, p)
+    # tr(C^-1 S) = tr(Psi^-1 S) - tr(A^-1 W^T Psi^-1 S Psi^-1 W)   (Woodbury)
+    M = WtPinv @ S @ WtPinv.T
+    trace = np.sum(np.diag(S) / psi) - np.trace(scipy.linalg.cho_solve(cho, M))
+    logdet = 2.0 * np.sum(np.log(np.diag(cho[0]))) + np.sum(np.log(psi))
+    return float(-0.5 * (p * LOG_2PI + logdet + trace))
+
+
+# --- the estimators ------------------------------------------------------------------------------
+
+class _LinearGaussian:
+    """Shared by PPCA and FactorAnalysis once fitted: W = components_.T, mu = mean_, psi."""
+
+    def __init__(self, n_components):
+        if int(n_components) != n_components or n_components < 1:
+            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
+        self.n_components = int(n_components)
+
+    def _check_X(self, X, fitting=False):
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X holds NaN or infinite values")
+        if fitting:
+            if not self.n_components < X.shape[1]:
+                raise ValueError(f"n_components={self.n_components} must be smaller than the "
+                                 f"number of features {X.shape[1]}")
+            if X.shape[0] < 2:
+                raise ValueError("fit needs at least 2 samples")
+        else:
+            self._check_fitted()
+            if X.shape[1] != self.mean_.shape[0]:
+                raise ValueError(f"X has {X.shape[1]} features, the model was fitted with "
+                                 f"{self.mean_.shape[0]}")
+        return X
+
+    def _check_fitted(self):
+        if not hasattr(self, "components_"):
+            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit(X)")
+
+    @property
+    def _psi(self):
+        """The noise variances as a (p,) vector, whatever the model's parametrisation."""
+        return np.broadcast_to(np.asarray(self.noise_variance_, dtype=float), self.mean_.shape)
+
+    def get_covariance(self):
+        """C = W W^T + Psi (p, p): the model covariance of x."""
+        return self.components_.T @ self.components_ + np.diag(self._psi)
+
+    def score_samples(self, X):
+        """log p(x_n) under the fitted model for each row of X (n, p), shape (n,)."""
+        X = self._check_X(X)
+        return log_marginal(X, self.components_.T, self.mean_, self._psi)
+
+    def score(self, X, y=None):
+        """The mean log-likelihood per sample, (1/n) sum_n log p(x_n) (scikit-learn's score)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def posterior(self, X):
+        """The exact posterior p(z|x_n) = N(m_n, G): means (n, d) and covariance (d, d)."""
+        X = self._check_X(X)
+        return posterior(X, self.components_.T, self.mean_, self._psi)
+
+    def transform(self, X):
+        """The posterior means E[z | x_n], shape (n, d)."""
+        return self.posterior(X)[0]
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
+
+    def sample(self, n, seed=None):
+        """n draws x = W z + mu + e, z ~ N(0, I_d), e ~ N(0, Psi): shape (n, p)."""
+        self._check_fitted()
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((int(n), self.n_components))
+        e = rng.standard_normal((int(n), self.mean_.shape[0])) * np.sqrt(self._psi)
+        return z @ self.components_ + self.mean_ + e
+
+
+class PPCA(_LinearGaussian):
+    """Probabilistic PCA fitted by its closed-form maximum-likelihood solution.
+
+    Tipping & Bishop (1999): with lambda_1 >= ... >= lambda_p the eigenvalues of the sample
+    covariance S = X_c^T X_c / (n - ddof) and U_d its top-d eigenvectors,
+
+        sigma^2 = (1 / (p - d)) sum_{j > d} lambda_j,    W = U_d (Lambda_d - sigma^2 I)^{1/2}
+
+    (up to a rotation W R that leaves the likelihood unchanged; this is the R = I one). ``ddof=0``
+    (default) is the maximum-likelihood estimate; ``ddof=1`` is scikit-learn's ``PCA``, whose
+    covariance is unbiased, and then ``score`` reproduces ``sklearn.decomposition.PCA.score``
+    (when n > p; scikit-learn averages the discarded eigenvalues over min(n, p) - d of them,
+    Tipping & Bishop over p - d).
+
+    Attributes after ``fit``: ``components_`` (d, p) = W^T (note: scaled loadings, not the unit
+    directions of scikit-learn's PCA, which are the rows of ``components_`` normalised),
+    ``explained_variance_`` (d,) = lambda_1..lambda_d, ``noise_variance_`` = sigma^2 (a float),
+    ``mean_`` (p,).
+    """
+
+    def __init__(self, n_components, ddof=0):
+        super().__init__(n_components)
+        if ddof not in (0, 1):
+            raise ValueError(f"ddof must be 0 (maximum likelihood) or 1 (scikit-learn's PCA), "
+                             f"got {ddof!r}")
+        self.ddof = ddof
+
+    def fit(self, X, y=None):
+        X = self._check_X(X, fitting=True)
+        n, p = X.shape
+        d = self.n_components
+        self.mean_ = X.mean(axis=0)
+        # The SVD of the centred data gives the eigen decomposition of S without forming it.
+        _, s, Vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        lam = np.zeros(p)
+        lam[:s.size] = s ** 2 / (n - self.ddof)                 # n <= p: the rest are zero
+        self.noise_variance_ = float(np.mean(lam[d:]))
+        if self.noise_variance_ <= 0:
+            raise ValueError("the data have no variance outside the top n_components "
+                             "directions; sigma^2 = 0 has no likelihood")
+        self.explained_variance_ = lam[:d]
+        scale = np.sqrt(np.maximum(lam[:d] - self.noise_variance_, 0.0))
+        self.components_ = Vt[:d] * scale[:, None]
+        return self
+
+
+class FactorAnalysis(_LinearGaussian):
+    """Factor analysis fitted by EM, recording the log-likelihood at every iteration.
+
+    EM for x = W z + mu + e, e ~ N(0, Diag(psi)) (Rubin & Thayer, 1982): with S the sample
+    covariance (ddof = 0) and the exact posterior E[z_n] = beta (x_n - mu), beta = G W^T Psi^-1,
+
+        E-step:  E[z z^T]-average  = G + beta S beta^T                 (d, d)
+        M-step:  W   <- S beta^T (G + beta S beta^T)^-1
+                 psi <- diag(S - W beta S)
+
+    Each iteration cannot decrease the log-likelihood (the EM guarantee; ``loglike_`` lets a test
+    check it). Stops when the mean log-likelihood per sample rises by less than ``tol`` or after
+    ``max_iter`` iterations. Attributes: ``components_`` (d, p) = W^T, ``noise_variance_`` (p,),
+    ``mean_`` (p,), ``loglike_`` (list: the mean log-likelihood per sample after each iteration;
+    scikit-learn's attribute of that name holds the total), ``n_iter_``.
+    """
+
+    def __init__(self, n_components, max_iter=1000, tol=1e-8, seed=0, min_noise=1e-8):
+        super().__init__(n_components)
+        if max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
+        self.max_iter, self.tol, self.seed, self.min_noise = int(max_iter), tol, seed, min_noise
+
+    def fit(self, X, y=None):
+        X = self._check_X(X, fitting=True)
+        n, p = X.shape
+        d = self.n_components
+        self.mean_ = X.mean(axis=0)
+        Xc = X - self.mean_
+        S = Xc.T @ Xc / n
+        var = np.diag(S).copy()
+        # A floor on psi keeps Psi^-1 finite when a feature is (nearly) explained by the factors
+        # (a "Heywood case"), relative to the feature's scale.
+        floor = self.min_noise * np.maximum(var, np.finfo(float).tiny)
+        rng = np.random.default_rng(self.seed)
+        W = rng.standard_normal((p, d)) * np.sqrt(var)[:, None] / np.sqrt(d)
+        psi = np.maximum(var, floor)
+        self.loglike_ = []
+        for it in range(self.max_iter):
+            G = np.linalg.inv(_inner(W, psi))
+            beta = G @ (W.T / psi)                              # (d, p)
+            SbT = S @ beta.T                                    # (p, d)
+            W = np.linalg.solve(G + beta @ SbT, SbT.T).T        # the Ezz matrix is symmetric
+            psi = np.maximum(var - np.sum(W * SbT, axis=1), floor)
+            self.loglike_.append(_mean_loglike_from_cov(S, W, psi))
+            if it > 0 and self.loglike_[-1] - self.loglike_[-2] < self.tol:
+                break
+        self.components_, self.noise_variance_, self.n_iter_ = W.T, psi, it + 1
+        return self
