@@ -1,0 +1,201 @@
+"""Checkpoints: everything a training run needs to continue exactly, in one atomic file.
+
+A checkpoint is one uncompressed ``.npz`` (a zip of ``.npy`` arrays, readable by
+``numpy.load(path, allow_pickle=False)`` with nothing from minivae) holding
+
+- ``params/<name>``            the model's parameters, e.g. ``params/encoder.0.W`` (in, out);
+- ``optimizer/<slot>/<name>``  the optimizer's per-parameter arrays (Adam: ``m`` and ``s``);
+- ``meta``                     a UTF-8 JSON document stored as a uint8 array, with
+    ``format``/``version``, ``model`` (class name and ``get_config()``), ``optimizer`` (class
+    name and scalar state: ``t``, ``lr``, betas, ...), ``rng`` (named generator states, e.g. the
+    model's noise generator and the data generators), ``epoch`` (completed passes), and
+    ``train`` (the training configuration).
+
+Writing goes to a temporary file in the same directory, which is flushed to disk and then
+renamed over the old checkpoint (``os.replace`` is atomic on POSIX and Windows): a crash or
+Ctrl-C leaves either the old checkpoint or the new one, never half of one. Reading checks the
+zip's CRCs and the metadata, and any problem is a :class:`CheckpointError` (a ``ValueError``)
+with a one-line message.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import backend, model as model_module, optim
+
+FORMAT = "minivae-checkpoint"
+VERSION = 1
+MODEL_CLASSES = {"IWAE": model_module.IWAE, "VAE": model_module.VAE}
+OPTIMIZER_CLASSES = {"Adam": optim.Adam, "SGD": optim.SGD}
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable or inconsistent checkpoint (the message is one line)."""
+
+
+# ------------------------------------------------------------------------------ the file
+
+def save_arrays(path, arrays, meta):
+    """Atomically write ``arrays`` (dict name -> NumPy array) and ``meta`` (JSON-able) to path.
+
+    The temporary file lives next to ``path`` (a rename is only atomic within one file system)
+    and is removed if anything goes wrong, KeyboardInterrupt included.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    payload = dict(arrays)
+    payload["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private; a checkpoint is not
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())       # the data is on disk before the rename makes it visible
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_arrays(path):
+    """Read a file written by :func:`save_arrays`: returns (arrays dict, meta dict)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}          # reading each member checks its CRC
+        meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: not a readable minivae checkpoint "
+                              f"({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a minivae checkpoint (no '{FORMAT}' metadata)")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')} is not "
+                              f"supported by this minivae (it reads version {VERSION})")
+    return arrays, meta
+
+
+# ------------------------------------------------------------------------------ what goes in
+
+def save(path, model, optimizer=None, rng_states=None, epoch=0, train_config=None):
+    """Write a checkpoint of a model (and, for training, its optimizer, RNGs and progress).
+
+    rng_states : dict name -> state as returned by :func:`minivae.backend.rng_state` (or a
+        NumPy generator's ``bit_generator.state``); the model's own noise generator is always
+        included as ``"model"``.
+    epoch : the number of completed passes over the training data.
+    """
+    arrays = {f"params/{n}": backend.to_numpy(p) for n, p in model.params.items()}
+    meta = {"format": FORMAT, "version": VERSION,
+            "model": {"class": type(model).__name__, "config": model.get_config()},
+            "rng": dict(rng_states or {}, model=backend.rng_state(model.rng)),
+            "epoch": int(epoch), "train": train_config or {}, "backend": backend.name}
+    if optimizer is not None:
+        scalars, slots = {}, []
+        for key, value in optimizer.state_dict().items():
+            if isinstance(value, dict):                   # per-parameter arrays (Adam's m, s)
+                slots.append(key)
+                for n, a in value.items():
+                    arrays[f"optimizer/{key}/{n}"] = np.asarray(a)
+            else:
+                scalars[key] = value
+        meta["optimizer"] = {"class": type(optimizer).__name__, "state": scalars,
+                             "slots": slots}
+    save_arrays(path, arrays, _jsonable(meta))
+
+
+def _jsonable(obj):
+    """NumPy scalars and small arrays (e.g. inside RNG states) as plain Python values."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+class Checkpoint:
+    """A loaded checkpoint: ``meta`` (dict), ``epoch``, ``train_config``, ``path``, and
+    :meth:`model`, :meth:`optimizer`, :meth:`rng_state` to rebuild the live objects."""
+
+    def __init__(self, path):
+        self.path = path
+        self.arrays, self.meta = load_arrays(path)
+        self.epoch = int(self.meta.get("epoch", 0))
+        self.rng_exact = True
+        self.train_config = self.meta.get("train", {})
+
+    def _fail(self, what):
+        raise CheckpointError(f"{self.path}: {what}")
+
+    def model(self):
+        """The model with the saved parameters and noise-generator state."""
+        spec = self.meta.get("model") or {}
+        cls = MODEL_CLASSES.get(spec.get("class"))
+        if cls is None:
+            self._fail(f"unknown model class {spec.get('class')!r}")
+        try:
+            model = cls(**spec["config"])
+        except (TypeError, ValueError, KeyError) as e:
+            self._fail(f"bad model configuration ({e})")
+        for name, p in model.params.items():
+            a = self.arrays.get(f"params/{name}")
+            if a is None or a.shape != p.shape:
+                self._fail(f"parameter {name} is missing or has the wrong shape "
+                           f"({None if a is None else a.shape} instead of {p.shape})")
+            p[...] = backend.asarray(a, dtype=p.dtype)
+        if "model" in self.meta.get("rng", {}):
+            # False when the state was saved by the other backend (CPU vs GPU): the generator
+            # is then reseeded from it, and the noise no longer continues bit for bit.
+            self.rng_exact = backend.set_rng_state(model.rng, self.meta["rng"]["model"]) \
+                is not False
+        return model
+
+    def optimizer(self, model):
+        """The optimizer over ``model.params``, with its saved state (t, moments, lr)."""
+        spec = self.meta.get("optimizer")
+        if not spec or spec.get("class") not in OPTIMIZER_CLASSES:
+            self._fail("holds no optimizer state (it cannot resume training)")
+        state = dict(spec["state"])
+        for slot in spec.get("slots", []):
+            prefix = f"optimizer/{slot}/"
+            state[slot] = {k[len(prefix):]: a for k, a in self.arrays.items()
+                           if k.startswith(prefix)}
+            # SGD without momentum has an empty slot; any other must cover every parameter.
+            if state[slot] and (set(state[slot]) != set(model.params) or any(
+                    a.shape != model.params[n].shape for n, a in state[slot].items())):
+                self._fail(f"optimizer slot {slot!r} does not match the model's parameters")
+        cls = OPTIMIZER_CLASSES[spec["class"]]
+        opt = cls(model.params, lr=state.get("lr", 1e-3))
+        try:
+            opt.load_state_dict(state)
+        except (KeyError, TypeError, ValueError) as e:
+            self._fail(f"bad optimizer state ({type(e).__name__}: {e})")
+        return opt
+
+    def rng_state(self, name):
+        """A saved generator state by name (KeyError-free: a missing one is a CheckpointError)."""
+        states = self.meta.get("rng", {})
+        if name not in states:
+            self._fail(f"holds no state for the {name!r} random generator")
+        return states[name]
+
+
+def load(path):
+    """Read a checkpoint (a :class:`Checkpoint`); ``load(path).model()`` is the trained model."""
+    return Checkpoint(path)

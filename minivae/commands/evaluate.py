@@ -1,0 +1,83 @@
+"""Evaluate a trained run: test log-likelihood L_K (K = 5000), ELBO and active units.
+
+Examples:
+  minivae evaluate runs/iwae5                    # L_5000 on the run's whole test set
+  minivae evaluate runs/iwae5 --n-test 500 --k 1000
+
+The model is read from RUN_DIR/checkpoint.npz and scored on the test set of the data it was
+trained on (binarized once with a fixed seed for dynamically binarized runs), or on --data.
+Prints a table and writes RUN_DIR/evaluation.json (or --json PATH). L_K is computed in chunks
+of at most --chunk examples x samples, so memory stays bounded whatever K. See
+docs/training.md.
+"""
+import json
+import os
+
+from .. import checkpoint, evaluate, train as training
+from .train import _nonnegative_int, _positive_int
+
+
+def add_run_data_arguments(parser):
+    from .. import data
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
+    parser.add_argument("--data", choices=data.DATASETS, default=None,
+                        help="test data (default: the data the run was trained on)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="MNIST directory for --data mnist (default: the run's, then "
+                        f"${data.ENV_VAR})")
+
+
+def add_arguments(parser):
+    add_run_data_arguments(parser)
+    parser.add_argument("--k", type=_positive_int, default=evaluate.DEFAULT_K,
+                        help=f"importance samples per test image (default: "
+                        f"{evaluate.DEFAULT_K}, Burda et al.'s protocol)")
+    parser.add_argument("--n-test", type=_nonnegative_int, default=None,
+                        help="score only N test images, spread evenly over the test set "
+                        "(default: all)")
+    parser.add_argument("--chunk", type=_positive_int, default=evaluate.DEFAULT_CHUNK,
+                        help="examples x samples per pass, which bounds memory to about "
+                        f"CHUNK x 784 numbers per array (default: {evaluate.DEFAULT_CHUNK})")
+    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+                        help="seed of the importance samples (default: 0)")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="where to write the results (default: RUN_DIR/evaluation.json)")
+
+
+def load_run(args):
+    """(Checkpoint, model, TrainConfig, RunData) of RUN_DIR, with --data/--data-dir applied."""
+    path = os.path.join(args.run_dir, training.CHECKPOINT)
+    if not os.path.isdir(args.run_dir):
+        raise ValueError(f"{args.run_dir}: no such run directory")
+    ckpt = checkpoint.load(path)
+    model = ckpt.model()
+    config = training.TrainConfig.from_dict(ckpt.train_config)
+    rd = training.load_data(config, args.data, args.data_dir)
+    return ckpt, model, config, rd
+
+
+def format_table(result, model, epoch):
+    k = result["k"]
+    se = "" if result["stderr"] is None else f" ± {result['stderr']:.2f}"
+    rows = [("model", f"{model!r}"), ("epochs trained", str(epoch)),
+            ("test images", str(result["n_test"])),
+            (f"log-likelihood L_{k}", f"{result['log_likelihood']:.3f}{se}"),
+            (f"NLL = -L_{k}", f"{result['nll']:.3f}"),
+            ("ELBO (L_1)", f"{result['elbo']:.3f}"),
+            ("active units (A_u > 1e-2)", f"{result['active_units']} of {model.z_dim}"),
+            ("time", f"{result['seconds']:.1f} s")]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def run(args):
+    ckpt, model, config, rd = load_run(args)
+    index = evaluate.spread_subset(len(rd.x_test), args.n_test)
+    result = evaluate.evaluate(model, rd.x_test[index], k=args.k, chunk=args.chunk,
+                               seed=args.seed, index=index)
+    result.update(epoch=ckpt.epoch, data=args.data or config.data, seed=args.seed,
+                  chunk=args.chunk, model=repr(model))
+    print(format_table(result, model, ckpt.epoch))
+    out = args.json or os.path.join(args.run_dir, "evaluation.json")
+    training.write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")

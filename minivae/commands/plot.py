@@ -1,0 +1,30 @@
+"""Plot the training curves of a run (train and test bound per epoch) from its metrics.jsonl.
+
+Example:
+  minivae plot runs/iwae5                  # writes runs/iwae5/curves.png
+  minivae plot runs/iwae5 --out curves.png
+
+`minivae train` draws the same picture when it finishes; this redraws it at any time, e.g.
+while a long run is still training.
+"""
+import os
+
+from .. import plots, train as training
+
+
+def add_arguments(parser):
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
+    parser.add_argument("--out", default=None, metavar="PATH",
+                        help="the PNG file to write (default: RUN_DIR/curves.png)")
+
+
+def run(args):
+    metrics = os.path.join(args.run_dir, training.METRICS)
+    if not os.path.isfile(metrics):
+        raise ValueError(f"{metrics} does not exist: is {args.run_dir} a run directory?")
+    rows = training.read_metrics(metrics)
+    if not rows:
+        raise ValueError(f"{metrics} holds no complete epoch yet")
+    out = args.out or os.path.join(args.run_dir, training.CURVES)
+    plots.save_curves(rows, out)
+    print(f"wrote {out} ({len(rows)} epochs)")

@@ -1,0 +1,59 @@
+"""Draw pictures of a trained run: prior samples, reconstructions, and for z_dim = 2 the manifold.
+
+Examples:
+  minivae sample runs/iwae5                  # samples.png, reconstructions.png into RUN_DIR
+  minivae sample runs/z2 --out pictures/     # + manifold.png, latent_scatter.png (z_dim = 2)
+  minivae sample runs/iwae5 --draws          # binary draws from p(x|z) instead of E[x|z]
+
+Writes PNG files (matplotlib's Agg backend, no display needed):
+  samples.png          --n images E[x|z] (or draws) for z ~ N(0, I)
+  reconstructions.png  test images with E[x | z = mean of q(z|x)] below them
+  manifold.png         (z_dim = 2) E[x|z] on a --grid x --grid grid of z = inverse normal CDF
+  latent_scatter.png   (z_dim = 2) the means of q(z|x) of --n-scatter test images by digit
+  curves.png           the training curves from metrics.jsonl (when it has any epochs)
+"""
+import os
+
+from .. import plots, train as training
+from .evaluate import add_run_data_arguments, load_run
+from .train import _nonnegative_int, _positive_int
+
+
+def add_arguments(parser):
+    add_run_data_arguments(parser)
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where to write the PNG files (default: RUN_DIR)")
+    parser.add_argument("--n", type=_positive_int, default=100,
+                        help="number of prior samples (default: 100, a 10 x 10 grid)")
+    parser.add_argument("--draws", action="store_true",
+                        help="show binary draws from p(x|z) rather than the means E[x|z]")
+    parser.add_argument("--n-recon", type=_positive_int, default=30,
+                        help="test images to reconstruct (default: 30)")
+    parser.add_argument("--grid", type=_positive_int, default=20,
+                        help="manifold grid size for z_dim = 2 (default: 20)")
+    parser.add_argument("--n-scatter", type=_positive_int, default=2000,
+                        help="test images in the latent scatter for z_dim = 2 (default: 2000)")
+    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+                        help="seed of the prior samples (default: 0)")
+
+
+def run(args):
+    ckpt, model, config, rd = load_run(args)
+    out = args.out or args.run_dir
+    os.makedirs(out, exist_ok=True)
+    written = []
+
+    def path(name):
+        written.append(os.path.join(out, name))
+        return written[-1]
+
+    plots.save_samples(model, path("samples.png"), n=args.n, draws=args.draws, seed=args.seed)
+    plots.save_reconstructions(model, rd.x_test[:args.n_recon], path("reconstructions.png"))
+    if model.z_dim == 2:
+        plots.save_manifold(model, path("manifold.png"), n=args.grid)
+        plots.save_latent_scatter(model, rd.x_test[:args.n_scatter], rd.y_test[:args.n_scatter],
+                                  path("latent_scatter.png"))
+    rows = training.read_metrics(os.path.join(args.run_dir, training.METRICS))
+    if rows:
+        plots.save_curves(rows, path(training.CURVES))
+    print(f"{model!r} after {ckpt.epoch} epochs: wrote {', '.join(written)}")

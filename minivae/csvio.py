@@ -1,0 +1,140 @@
+"""Numeric CSV tables with missing cells, read and written with the standard library's csv.
+
+The format :mod:`minivae.commands.impute` reads: a header line of column names (quoted or not),
+then one line per row with as many cells as the header. A cell is missing when it is empty (or
+blank) or spells NaN in any case ("nan", "NaN", "NAN"); every other cell must be a finite number.
+
+Written back, the columns keep their names and order, every observed cell keeps its original
+text exactly, and an imputed cell is written as the shortest decimal that reads back as the
+same float64 — or, in a column whose observed cells are all integers (a count, a code), rounded
+to the nearest integer (unless the caller asks for floats).
+"""
+import csv
+import math
+import os
+import re
+import tempfile
+
+import numpy
+
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*\Z")
+
+
+class Table:
+    """A numeric table read from CSV.
+
+    Attributes: ``header`` (list of D names), ``cells`` (n lists of D strings, as read),
+    ``values`` (n, D) float64 with NaN for missing cells, ``integer`` (D booleans: every
+    observed cell of the column is an integer literal), ``path``.
+    """
+
+    def __init__(self, header, cells, values, integer, path=None):
+        self.header, self.cells, self.values, self.integer, self.path = (header, cells, values,
+                                                                         integer, path)
+
+    @property
+    def missing(self):
+        """(n, D) boolean, True where a cell is missing."""
+        return numpy.isnan(self.values)
+
+
+def _parse(cell):
+    """A cell's value: NaN when missing, a float otherwise; None when not a number."""
+    s = cell.strip()
+    if not s:
+        return math.nan
+    if "_" in s:                     # float() accepts "1_000"; a CSV reader should not
+        return None
+    try:
+        return float(s)              # "nan", "NaN", "-nan" parse to NaN: missing
+    except ValueError:
+        return None
+
+
+def read_csv(path):
+    """Read a numeric CSV with a header; raise ValueError (one line) on anything else."""
+    with open(path, newline="", encoding="utf-8-sig") as f:    # -sig: tolerate Excel's BOM
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise ValueError(f"{path} is empty: expected a header line of column names")
+            if not header:
+                raise ValueError(f"{path}: the first line is empty: expected a header line of "
+                                 "column names")
+            D = len(header)
+            cells, values = [], []
+            for row in reader:
+                if not row:                                   # a blank line
+                    continue
+                if len(row) != D:
+                    raise ValueError(f"{path}, line {reader.line_num}: {len(row)} cell(s), "
+                                     f"but the header names {D} columns")
+                parsed = [_parse(c) for c in row]
+                for j, v in enumerate(parsed):
+                    if v is None:
+                        raise ValueError(f"{path}, line {reader.line_num}: column "
+                                         f"{header[j]!r} is not numeric ({row[j]!r}); "
+                                         "impute works on numeric columns only")
+                    if math.isinf(v):
+                        raise ValueError(f"{path}, line {reader.line_num}: column "
+                                         f"{header[j]!r} holds an infinite value ({row[j]!r})")
+                cells.append(row)
+                values.append(parsed)
+        except csv.Error as e:
+            raise ValueError(f"{path}, line {reader.line_num}: not a valid CSV file ({e})") \
+                from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    if not values:
+        raise ValueError(f"{path} has a header but no data rows")
+    values = numpy.array(values, dtype=numpy.float64)
+    observed = ~numpy.isnan(values)
+    for j in numpy.flatnonzero(~observed.any(axis=0)):
+        raise ValueError(f"{path}: column {header[j]!r} has no observed value: nothing to "
+                         "impute it from")
+    integer = [all(_INTEGER.match(cells[i][j]) for i in numpy.flatnonzero(observed[:, j]))
+               for j in range(D)]
+    return Table(header, cells, values, integer, path)
+
+
+def format_rows(table, completed, round_integers=True):
+    """The rows to write: header, then each row with observed cells verbatim and missing cells
+    filled from ``completed`` (n, D)."""
+    rows = [list(table.header)]
+    missing = table.missing
+    for i, row in enumerate(table.cells):
+        out = list(row)
+        for j in numpy.flatnonzero(missing[i]):
+            v = float(completed[i, j])
+            out[j] = str(int(numpy.rint(v))) if round_integers and table.integer[j] else repr(v)
+        rows.append(out)
+    return rows
+
+
+def write_csv_atomic(outputs):
+    """Write several CSV files, all or none: ``outputs`` is a list of (path, rows).
+
+    Each file is written to a temporary file in its target directory and renamed over the
+    target only once every file has been written, so that a failure leaves no partial output.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    tmps = []
+    try:
+        for path, rows in outputs:
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                       prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+            tmps.append(tmp)
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f, lineterminator="\n").writerows(rows)
+            os.chmod(tmp, 0o666 & ~umask)            # mkstemp makes 0600; a CSV is not secret
+        for tmp, (path, _) in zip(tmps, outputs):
+            os.replace(tmp, path)
+        tmps = []
+    finally:
+        for tmp in tmps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

@@ -1,0 +1,125 @@
+"""Evaluating a trained model: the test log-likelihood estimate L_K, the ELBO, active units.
+
+Burda et al.'s protocol estimates the marginal log-likelihood log p(x) of each test image by
+the importance weighted bound with many samples, L_5000, which is within a small fraction of a
+nat of log p(x) for the models of their Table 1 (L_K increases towards log p(x) as K grows).
+The negative log-likelihood reported is NLL = -mean_x L_K(x).
+
+With K = 5000 the decoder sees K rows per image, so the work is done in *chunks* of at most
+``chunk`` rows (examples × samples): e.g. 2 images × 5000 samples, or, when K itself exceeds
+the chunk, one image in several pieces of samples whose log-sum-exps are combined with
+log(e^a + e^b). Memory is then bounded by about ``chunk × x_dim`` numbers per live array.
+
+Reproducibility: the noise ε of test image i is drawn from its own NumPy generator seeded with
+(seed, i), on the host, so an estimate does not depend on the chunk size, on which subset of
+the test set is evaluated (pass the images' indices), or on the backend (CPU and GPU see the
+same ε).
+
+Shapes: x (N, D) test images, K samples, d = z_dim.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import backend
+from .ops import logsumexp_weights
+
+DEFAULT_K = 5000
+DEFAULT_CHUNK = 10_000     # examples × samples per pass: ~31 MB per (rows, 784) float32 array
+ACTIVE_UNIT_THRESHOLD = 1e-2
+
+
+def spread_subset(n_total, n):
+    """Indices of ``n`` of ``n_total`` examples spread evenly: floor(i · n_total / n).
+
+    The MNIST test set is ordered (its first half comes from cleaner writers), so a subset
+    taken from the front would flatter the model; an even spread samples the whole set.
+    ``n`` None or >= n_total: all of them.
+    """
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return (np.arange(n) * n_total) // n
+
+
+def _noise(generators, k, d, dtype):
+    """ε of shape (k, b, d): the next k draws of each example's generator."""
+    return np.stack([g.standard_normal((k, d)).astype(dtype) for g in generators], axis=1)
+
+
+def bound_per_example(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None):
+    """L_K(x) and the Monte Carlo ELBO for every example, in memory-bounded chunks.
+
+    x : (N, D) data the model accepts (binary for a Bernoulli model), host or backend array.
+    index : (N,) the examples' identities (e.g. their rows in the test set; default 0..N-1):
+        example j's noise comes from default_rng([seed, index[j]]).
+    Returns (bound, elbo), both (N,) float64 NumPy arrays: bound = L_K(x) = logsumexp_k log w_k
+    - log K and elbo = (1/K) Σ_k log w_k, an unbiased estimate of L_1(x) from the same samples.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (the number of importance samples) must be an integer >= 1, "
+                         f"got {k!r}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be a positive number of examples x samples, got {chunk}")
+    n, d, dtype = len(x), model.z_dim, np.dtype(model.dtype)
+    index = np.arange(n) if index is None else np.asarray(index)
+    if index.shape != (n,):
+        raise ValueError(f"index must have shape ({n},), got {index.shape}")
+    per_pass = max(1, chunk // k)                   # examples per pass
+    k_piece = min(k, max(1, chunk // per_pass))     # samples per pass (< k only if k > chunk)
+    bound, elbo = np.empty(n), np.empty(n)
+    for start in range(0, n, per_pass):
+        xb = backend.asarray(x[start:start + per_pass]).astype(dtype, copy=False)
+        b = xb.shape[0]
+        generators = [np.random.default_rng([seed, int(i)]) for i in index[start:start + b]]
+        lse, total = None, 0.0
+        for k0 in range(0, k, k_piece):
+            kk = min(k_piece, k - k0)
+            eps = backend.asarray(_noise(generators, kk, d, dtype))
+            # Check the data once per pass (its cost is b × D, not k × b × D).
+            log_w, _ = model.log_weights(xb, kk, eps=eps, check=k0 == 0)    # (kk, b)
+            piece, _ = logsumexp_weights(log_w)
+            lse = piece if lse is None else backend.xp.logaddexp(lse, piece)
+            total = total + log_w.astype(np.float64).sum(axis=0)
+        bound[start:start + b] = backend.to_numpy(lse).astype(np.float64) - math.log(k)
+        elbo[start:start + b] = backend.to_numpy(total) / k
+    return bound, elbo
+
+
+def posterior_means(model, x, batch=1000):
+    """E_q[z|x] = μ_γ(x) for every example: (N, d) NumPy array."""
+    if len(x) == 0:
+        return np.empty((0, model.z_dim))
+    return np.concatenate([backend.to_numpy(model.encode(x[i:i + batch])[0])
+                           for i in range(0, len(x), batch)])
+
+
+def active_units(model, x, threshold=ACTIVE_UNIT_THRESHOLD):
+    """Burda et al.'s activity statistic A_u = Cov_x(E_{q(z|x)}[z_u]) for every latent unit u.
+
+    Returns (number of units with A_u > threshold, A of shape (d,)). A unit whose posterior
+    mean does not move with x carries no information about x: it is *inactive*.
+    """
+    means = posterior_means(model, x)
+    a = means.var(axis=0) if len(means) > 1 else np.zeros(model.z_dim)
+    return int((a > threshold).sum()), a
+
+
+def evaluate(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None):
+    """The summary of :mod:`minivae evaluate`: a dict of plain Python numbers.
+
+    Keys: n_test, k, log_likelihood (mean L_K), nll (= -log_likelihood), stderr (of the mean
+    over examples), elbo (mean ELBO estimated with the same K samples), active_units,
+    unit_variances (A_u per unit), seconds. ``index``: see :func:`bound_per_example`.
+    """
+    if len(x) == 0:
+        raise ValueError("no test examples to evaluate")
+    t0 = time.perf_counter()
+    bound, elbo = bound_per_example(model, x, k, chunk, seed, index)
+    n_active, a = active_units(model, x)
+    return {"n_test": int(len(x)), "k": int(k), "log_likelihood": float(bound.mean()),
+            "nll": float(-bound.mean()),
+            "stderr": float(bound.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None,
+            "elbo": float(elbo.mean()), "active_units": n_active,
+            "unit_variances": [float(v) for v in a],
+            "seconds": round(time.perf_counter() - t0, 3)}

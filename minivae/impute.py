@@ -1,0 +1,297 @@
+"""Missing data: fit a DLVM on an incomplete data set and impute it (MIWAE).
+
+Mattei & Frellsen (ICML 2019). Write x = (x^o, x^m) for the observed and missing parts of a row,
+with the mask m (True = observed). Under MCAR/MAR missingness the likelihood of the observed
+data is p_θ(x^o) = ∫ p_θ(x^o|z) p(z) dz, and because the decoder is fully factorised,
+p_θ(x^o|z) = Π_{j observed} Φ(x_j|η_j(z)): the missing features simply drop out. The MIWAE bound
+is the IWAE bound of that likelihood, with an encoder that reads x^o (missing entries as 0):
+
+    L_K = E[ log (1/K) Σ_k p_θ(x^o|z_k) p(z_k) / q_γ(z_k|x^o) ],   z_1..z_K ~ q_γ(z|x^o).
+
+:class:`minivae.IWAE` computes it, and its hand-written gradient, when given ``mask``.
+
+Single imputation: the conditional mean E[x^m|x^o] = ∫ E[x^m|z] p_θ(z|x^o) dz, estimated by
+self-normalised importance sampling (SNIS) with the encoder as the proposal:
+
+    x̂^m = Σ_l w̃_l E[x^m | z_l],   z_l ~ q_γ(z|x^o),   w̃_l = softmax_l(log w_l),
+
+log w_l = log p_θ(x^o|z_l) + log p(z_l) - log q_γ(z_l|x^o): the same log-weights and normalised
+weights as the bound's (:func:`minivae.ops.logsumexp_weights`), with L (10,000) samples.
+
+Multiple imputation: sampling importance resampling (SIR). Draw an index l with probability
+w̃_l, then x^m ~ p_θ(x^m|z_l); as L grows the pairs (z_l, x^m) become draws from
+p_θ(z, x^m|x^o). Repeated M times this gives M completed data sets.
+
+Shapes: n rows, D = features, d = latent dimensions, L importance samples, M imputations.
+"""
+import sys
+
+import numpy
+
+from . import backend
+from .backend import xp
+from .likelihoods import StudentT
+from .model import IWAE
+from .ops import logsumexp_weights
+from .optim import Adam
+
+#: Adam's ε. The authors' notebooks use TensorFlow's Adam (ε = 1e-7 or 1e-8); a larger ε such as
+#: minivae's default 1e-4 damps the small gradients of the decoder's scale heads.
+ADAM_EPS = 1e-8
+
+
+class NotFittedError(ValueError, AttributeError):
+    """transform() before fit() (a ValueError, as scikit-learn's, so the CLI reports one line)."""
+
+
+class DivergenceError(ArithmeticError):
+    """Training produced a non-finite bound (try a smaller learning rate)."""
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_data(X, what="X"):
+    """X as a float64 NumPy array (n, D) with NaN for missing values; reject anything else.
+
+    Returns ``(X, mask)`` with mask (n, D) boolean, True = observed. A copy only when needed:
+    the caller must not write into X.
+    """
+    X = numpy.asarray(backend.to_numpy(X) if backend.name == "cupy" else X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be numeric (NaN for missing values), got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (rows, features), got shape {X.shape}")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"{what} is empty: shape {X.shape}")
+    X = X.astype(numpy.float64, copy=False)       # exact for every float32 and int up to 2^53
+    mask = ~numpy.isnan(X)
+    if numpy.isinf(X).any():
+        r, c = numpy.argwhere(numpy.isinf(X))[0]
+        raise ValueError(f"{what} holds an infinite value (row {r}, column {c}); mark missing "
+                         "values with NaN")
+    return X, mask
+
+
+class MIWAEImputer:
+    """Impute missing values (NaN) with a deep latent variable model trained by MIWAE.
+
+    Parameters
+    ----------
+    z_dim : int
+        Latent dimension d (the paper: 10 on the UCI data sets).
+    hidden : tuple of int
+        Hidden widths of the encoder (the decoder mirrors them); the paper: (128, 128).
+    activation : "tanh" (the paper), "relu" (the authors' later notebooks) or "softplus".
+    likelihood : "student_t" (default, as the paper's notebooks) or "gaussian".
+    k : int
+        Importance samples K in the training bound (the paper: 20).
+    epochs, batch_size, lr :
+        Adam on the MIWAE bound, with random reshuffling each epoch.
+    n_samples : int
+        Importance samples L for imputation (the paper: 10,000).
+    chunk_size : int
+        At most this many (sample, row) pairs go through the network at once: memory stays
+        bounded whatever L and n are (about 1 KB per pair with 128-wide layers and D = 30).
+    dtype : "float32" (default) or "float64", the model's arithmetic.
+    seed : int
+        Seeds the initialisation, the shuffling and every Monte Carlo draw.
+    verbose : int
+        If > 0, print the training bound every ``verbose`` epochs to stderr.
+
+    Attributes (after fit)
+    ----------------------
+    model_ : IWAE, the trained model (on the standardised scale).
+    mean_, scale_ : (D,) the observed mean and standard deviation of each column (scale 1 for a
+        constant column) used to standardise, (x - mean_) / scale_.
+    history_ : list of float, the mean MIWAE bound over each epoch's batches.
+    n_features_in_ : int, D.
+    """
+
+    def __init__(self, z_dim=10, hidden=(128, 128), activation="tanh", likelihood="student_t",
+                 k=20, epochs=500, batch_size=64, lr=1e-3, n_samples=10000, chunk_size=2 ** 16,
+                 dtype="float32", seed=0, verbose=0):
+        if likelihood not in ("student_t", "gaussian"):
+            raise ValueError(f"likelihood must be 'student_t' or 'gaussian' for real-valued "
+                             f"data, got {likelihood!r}")
+        self.z_dim = _positive_int("z_dim", z_dim)
+        self.hidden = tuple(hidden)
+        self.activation, self.likelihood, self.dtype = activation, likelihood, dtype
+        self.k = _positive_int("k", k)
+        self.epochs = _positive_int("epochs", epochs)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        self.lr = float(lr)
+        self.n_samples = _positive_int("n_samples", n_samples)
+        self.chunk_size = _positive_int("chunk_size", chunk_size)
+        if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        self.seed = int(seed)
+        self.verbose = int(verbose)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, callback=None):
+        """Standardise X with its observed means and standard deviations and train the model.
+
+        X : (n, D) array-like, NaN = missing. Every column needs at least one observed value.
+        callback : optional ``callback(epoch, bound)``, called after every epoch (e.g. to track
+            the imputation error while training, as the benchmark does).
+        Returns self.
+        """
+        X, mask = check_data(X)
+        empty = numpy.flatnonzero(~mask.any(axis=0))
+        if empty.size:
+            raise ValueError(f"column {empty[0]} of X has no observed value: nothing to learn "
+                             f"it from ({empty.size} such column(s))")
+        # Standardise with the observed entries only: the model then sees unit-scale features
+        # (the Student's t and the Glorot initialisation both assume it), whatever the units.
+        self.mean_ = numpy.nanmean(X, axis=0)
+        scale = numpy.nanstd(X, axis=0)
+        self.scale_ = numpy.where(scale > 0, scale, 1.0)
+        self.n_features_in_ = X.shape[1]
+        # The model's own RNG draws ε; a separate host RNG shuffles and resamples, so that the
+        # draws do not depend on the backend's generator.
+        self.model_ = IWAE(X.shape[1], self.z_dim, hidden=self.hidden,
+                           activation=self.activation, likelihood=self.likelihood,
+                           dtype=self.dtype, seed=self.seed)
+        self._rng = numpy.random.default_rng([self.seed, 0x1A7E])
+        x, m = self._to_device(X, mask)
+        self.history_ = []
+        self._train(x, m, callback)
+        return self
+
+    def _to_device(self, X, mask):
+        """Standardised rows on the device, missing entries 0 (what the encoder reads)."""
+        Z = numpy.where(mask, (X - self.mean_) / self.scale_, 0.0)
+        return backend.asarray(Z, dtype=self.model_.dtype), backend.asarray(mask)
+
+    def _train(self, x, m, callback):
+        model, n = self.model_, x.shape[0]
+        opt = Adam(model.params, lr=self.lr, eps=ADAM_EPS)
+        n_batches = max(1, -(-n // self.batch_size))
+        for epoch in range(1, self.epochs + 1):
+            # Random reshuffling; array_split gives batches of equal size ± 1 (as the authors'
+            # notebooks), so no epoch ends with a tiny, noisy batch.
+            total = 0.0
+            for idx in numpy.array_split(self._rng.permutation(n), n_batches):
+                idx = backend.asarray(idx)
+                bound, grads = model.bound_and_grads(x[idx], self.k, mask=m[idx], check=False)
+                opt.step(grads)
+                total = total + bound * len(idx)
+            bound = float(total) / n                      # one device sync per epoch
+            if not numpy.isfinite(bound):
+                raise DivergenceError(f"MIWAE training diverged at epoch {epoch} (the bound is "
+                                      f"{bound}); try a smaller learning rate (lr={self.lr:g})")
+            self.history_.append(bound)
+            if self.verbose > 0 and (epoch % self.verbose == 0 or epoch == self.epochs):
+                print(f"epoch {epoch}/{self.epochs}: MIWAE bound {bound:.4f}", file=sys.stderr)
+            if callback is not None:
+                callback(epoch, bound)
+
+    # ------------------------------------------------------------------ imputation
+    def transform(self, X, n_imputations=None):
+        """Fill in the missing values (NaN) of X.
+
+        X : (n, D), NaN = missing; D must be the D seen by fit.
+        n_imputations : None (default) for the single imputation x̂^m = Σ_l w̃_l E[x^m|z_l]
+            (an estimate of the conditional mean E[x^m|x^o], the imputation of least squared
+            error); an integer M for M draws by sampling importance resampling.
+
+        Returns a float64 array: (n, D) for a single imputation, (M, n, D) for M imputations.
+        Observed entries are X's own values, bit for bit; fully observed rows cost nothing.
+        """
+        if not hasattr(self, "model_"):
+            raise NotFittedError("this MIWAEImputer is not fitted yet: call fit(X) first")
+        if n_imputations is not None:
+            n_imputations = _positive_int("n_imputations", n_imputations)
+        X, mask = check_data(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} columns, the imputer was fitted on "
+                             f"{self.n_features_in_}")
+        M = n_imputations or 1
+        out = numpy.repeat(X[None], M, axis=0)           # observed entries copied as they are
+        rows = numpy.flatnonzero(~mask.all(axis=1))      # only rows with something to impute
+        L = self.n_samples
+        # Rows per pass, and samples per pass, so that rows × samples <= chunk_size.
+        n_rows = max(1, min(len(rows), self.chunk_size // L)) if len(rows) else 1
+        n_per_pass = max(1, min(L, self.chunk_size // n_rows))
+        for start in range(0, len(rows), n_rows):
+            r = rows[start:start + n_rows]
+            x, m = self._to_device(X[r], mask[r])
+            if n_imputations is None:
+                draws = self._conditional_mean(x, m, L, n_per_pass)[None]
+            else:
+                draws = self._resample(x, m, L, n_per_pass, M)
+            imputed = self.mean_ + self.scale_ * backend.to_numpy(draws).astype(numpy.float64)
+            out[:, r] = numpy.where(mask[r], X[r], imputed)
+        return out[0] if n_imputations is None else out
+
+    def fit_transform(self, X, n_imputations=None, callback=None):
+        """fit(X) then transform(X): impute the data the model was trained on."""
+        return self.fit(X, callback=callback).transform(X, n_imputations=n_imputations)
+
+    def _weights_pass(self, x, m, L, n_per_pass, keep):
+        """Draw L samples z_l ~ q(z|x^o) in passes of n_per_pass; for each pass c yield its
+        log-sum-exp lse_c (B,) and the pass's SNIS estimate Σ_{l∈c} w̃^c_l E[x|z_l] (B, D), where
+        w̃^c is normalised within the pass; with keep, also its log w (L_c, B) and z (L_c, B, d).
+        """
+        for start in range(0, L, n_per_pass):
+            k = min(n_per_pass, L - start)
+            log_w, cache = self.model_.log_weights(x, k, mask=m, check=False)
+            lse, w = logsumexp_weights(log_w)
+            mean = self.model_.likelihood.mean(**cache["heads"])          # E[x|z_l]: (k, B, D)
+            est = (w[..., None] * mean).sum(axis=0)
+            yield lse, est, (log_w, cache["z"]) if keep else None
+
+    def _conditional_mean(self, x, m, L, n_per_pass):
+        """SNIS: x̂ = Σ_l w̃_l E[x|z_l] over all L samples, (B, D) on the standardised scale.
+
+        Done pass by pass, exactly: with W_c = Σ_{l∈c} w_l (log W_c = lse_c),
+        w̃_l = w_l / Σ_c W_c = (w_l / W_c) · (W_c / Σ_c' W_c'), so the global estimate is the
+        softmax over passes of lse_c weighting each pass's own SNIS estimate.
+        """
+        lses, ests = zip(*((lse, est) for lse, est, _ in self._weights_pass(x, m, L, n_per_pass,
+                                                                             keep=False)))
+        total, omega = logsumexp_weights(xp.stack(lses))                 # over passes: (C, B)
+        self._check_weights(total)
+        return (omega[..., None] * xp.stack(ests)).sum(axis=0)
+
+    def _resample(self, x, m, L, n_per_pass, M):
+        """SIR: M draws (M, B, D) of x ~ p(x|z_l), l drawn with probability w̃_l over all L."""
+        log_w, z = (xp.concatenate(a) for a in zip(*(kept for _, _, kept in
+                                                     self._weights_pass(x, m, L, n_per_pass,
+                                                                        keep=True))))
+        total, w = logsumexp_weights(log_w)                                  # w: (L, B)
+        self._check_weights(total)
+        # Inverse-CDF draws, column by column, on the host (float64 cumulative sums, so that
+        # float32 rounding cannot push a u past the last weight).
+        cdf = numpy.cumsum(backend.to_numpy(w).astype(numpy.float64), axis=0)
+        B = cdf.shape[1]
+        u = self._rng.random((M, B)) * cdf[-1]
+        idx = numpy.stack([numpy.searchsorted(cdf[:, b], u[:, b], side="right")
+                           for b in range(B)], axis=1)                        # (M, B)
+        idx = numpy.minimum(idx, L - 1)
+        z_sel = z[backend.asarray(idx), backend.asarray(numpy.arange(B))[None, :]]   # (M, B, d)
+        heads = {h: backend.to_numpy(v) for h, v in self.model_.decode(z_sel).items()}
+        return _sample_observation(self.likelihood, heads, self._rng)
+
+    @staticmethod
+    def _check_weights(total):
+        """total: (B,) log Σ_l w_l; without a finite one there is no estimate to return."""
+        if not bool(xp.isfinite(total).all()):
+            raise DivergenceError("the importance weights are not finite (a NaN or infinite "
+                                  "log-weight): the model cannot impute these rows")
+
+
+def _sample_observation(likelihood, heads, rng):
+    """x ~ p(x|η) for decoder heads η (dict head -> (..., D) NumPy arrays), on the host."""
+    if likelihood == "gaussian":
+        return heads["mean"] + numpy.exp(0.5 * heads["logvar"]) * rng.standard_normal(
+            heads["mean"].shape)
+    # Student's t: loc + scale · T with T ~ t_ν, ν = 3 + softplus(raw df) (as the likelihood).
+    nu = StudentT.DF_MIN + numpy.logaddexp(0.0, heads["df"].astype(numpy.float64))
+    return heads["loc"] + numpy.exp(heads["log_scale"]) * rng.standard_t(nu)

@@ -1,0 +1,312 @@
+"""The labs (labs/, minivae.labs): checks, solutions, planted mistakes, reset, the real-data runs.
+
+For every lab: the checks pass on minivae's own implementation (--solution) and through an
+exercise *file* built from it; the untouched exercise file reports every function NOT
+IMPLEMENTED and exits non-zero without a traceback; a planted wrong gradient or function is
+reported FAIL while the correct ones still pass; the "now on real data" part runs on its small
+--quick budget. Also: the labs' reference gradients are what minivae's models compute.
+"""
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minivae.labs import NUMBERS, __main__ as labs_cli, get_lab
+from minivae.labs.core import template_text
+
+REPO = Path(__file__).resolve().parents[1]
+STATUS = re.compile(r"^  (\S+)\s+(PASS|FAIL|NOT IMPLEMENTED|ERROR)\b(.*)$")
+
+
+def check(capsys, *argv):
+    """Run `python -m minivae.labs check ...` in-process: (exit code, {function: (status,
+    detail)}, stdout)."""
+    rc = labs_cli.main(["check", *map(str, argv)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    results = {}
+    for line in out.splitlines():
+        m = STATUS.match(line)
+        if m:
+            results[m.group(1)] = (m.group(2), m.group(3).strip())
+    return rc, results, out
+
+
+def exercise_from_solution(n, planted=""):
+    """An exercise file whose functions are minivae's own (the solution), followed by
+    ``planted`` code that may redefine some of them."""
+    return (f"from minivae.labs import get_lab as _get_lab\n"
+            f"_solution = _get_lab({n}).solution()\n"
+            f"globals().update({{k: v for k, v in vars(_solution).items() "
+            f"if not k.startswith('__')}})\n"
+            f"import numpy as np\nimport math\n\n{planted}\n")
+
+
+def write_exercise(tmp_path, text):
+    path = tmp_path / "exercise.py"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- the files
+@pytest.mark.parametrize("n", NUMBERS)
+def test_repository_exercise_files_are_the_pristine_templates(n):
+    lab = get_lab(n)
+    path = REPO / "labs" / lab.FOLDER / "exercise.py"
+    assert path.read_text(encoding="utf-8") == template_text(lab), \
+        f"{path} differs from minivae/labs/templates/lab{n:02d}.py"
+    assert (REPO / "labs" / lab.FOLDER / "README.md").is_file()
+
+
+def test_index_lists_every_lab():
+    index = (REPO / "labs" / "README.md").read_text(encoding="utf-8")
+    for n in NUMBERS:
+        assert get_lab(n).FOLDER in index
+
+
+@pytest.mark.parametrize("n", NUMBERS)
+def test_every_check_has_a_stub_and_a_solution(n):
+    lab = get_lab(n)
+    names = [name for name, _ in lab.CHECKS]
+    stubs = re.findall(r"^def (\w+)\(", template_text(lab), flags=re.M)
+    raising = [s for s in stubs if f'NotImplementedError("{s}' in template_text(lab)
+               or f"NotImplementedError('{s}" in template_text(lab)]
+    assert raising == names, "one check per stub, in the order of the exercise file"
+    solution = lab.solution()
+    assert all(callable(getattr(solution, name, None)) for name in names)
+
+
+# ---------------------------------------------------------------- the checks
+@pytest.mark.parametrize("n", NUMBERS)
+def test_solution_passes(n, capsys):
+    rc, results, out = check(capsys, n, "--solution")
+    assert rc == 0, out
+    assert [r[0] for r in results.values()] == ["PASS"] * len(get_lab(n).CHECKS), out
+
+
+@pytest.mark.parametrize("n", NUMBERS)
+def test_solution_as_an_exercise_file_passes(n, capsys, tmp_path):
+    path = write_exercise(tmp_path, exercise_from_solution(n))
+    rc, results, out = check(capsys, n, "--path", path)
+    assert rc == 0, out
+    assert all(status == "PASS" for status, _ in results.values()), out
+
+
+@pytest.mark.parametrize("n", NUMBERS)
+def test_untouched_exercise_is_not_implemented(n, capsys):
+    rc, results, out = check(capsys, n, "--path", REPO / "labs" / get_lab(n).FOLDER)
+    assert rc == 1
+    assert list(results) == [name for name, _ in get_lab(n).CHECKS], out
+    assert all(r == ("NOT IMPLEMENTED", "") for r in results.values()), out
+
+
+def test_untouched_exercise_in_a_subprocess_exits_nonzero_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "minivae.labs", "check", "3"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("NOT IMPLEMENTED") == 5
+
+
+# One deliberate mistake per lab (and a few more): the function named is redefined wrongly.
+PLANTED = [
+    (1, "is_term_variance", "def is_term_variance(a, m):\n"
+        "    return math.exp(m * m / 2 + (2 * a - m) ** 2 / 2)\n"),          # forgot - I²
+    (1, "simple_monte_carlo", "def simple_monte_carlo(f, sample_p, k, rng):\n"
+        "    t = f(sample_p(k, rng))\n    return t.mean(), t.var() / k\n"),   # ddof=0
+    (2, "fa_em_step", "_ok = fa_em_step\n"
+        "def fa_em_step(S, W, psi):\n    W1, _ = _ok(S, W, psi)\n"
+        "    return W1, psi\n"),                                             # ψ not updated
+    (3, "tanh_backward", "def tanh_backward(dout, y):\n    return dout * (1 - y)\n"),
+    (3, "mlp_backward", "_ok = mlp_backward\n"
+        "def mlp_backward(dh, caches, prefix, activation, grads):\n"
+        "    dx = _ok(dh, caches, prefix, activation, grads)\n"
+        "    grads[prefix + '.0.b'] = 2 * grads[prefix + '.0.b']\n    return dx\n"),
+    (4, "gaussian_grads", "def gaussian_grads(x, mean, logvar):\n"
+        "    r = (x - mean) * np.exp(-logvar)\n"
+        "    return {'mean': r, 'logvar': r * (x - mean) - 1}\n"),           # lost the 1/2
+    (4, "bernoulli_log_prob", "def bernoulli_log_prob(x, logits):\n"
+        "    p = 1 / (1 + np.exp(-logits))\n"
+        "    return x * np.log(p) + (1 - x) * np.log(1 - p)\n"),              # -inf at ±800
+    (5, "kl_grads", "def kl_grads(mean, logvar):\n"
+        "    return mean, 0.5 * np.exp(logvar)\n"),
+    (5, "vae_encoder_grads", "_ok = vae_encoder_grads\n"
+        "def vae_encoder_grads(dlogpx_dz, eps, mean, logvar):\n"
+        "    return _ok(dlogpx_dz * eps.shape[0], eps, mean, logvar)\n"),     # forgot the 1/K
+    (6, "iwae_bound_grad", "def iwae_bound_grad(log_w):\n    return np.exp(log_w)\n"),
+    (6, "logsumexp_weights", "def logsumexp_weights(log_w):\n"
+        "    s = np.exp(log_w).sum(axis=0)\n    return np.log(s), np.exp(log_w) / s\n"),
+    (6, "lse_push", "def lse_push(m, s, x):\n"
+        "    if x > m:\n        return x, s * math.exp(m - x) + 1.0\n"
+        "    return m, s + math.exp(x - m)\n"),                               # NaN at -inf
+    (6, "iwae_encoder_grads", "_ok = iwae_encoder_grads\n"
+        "def iwae_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):\n"
+        "    dm, dv = _ok(log_w, dlogpx_dz, eps, mean, logvar)\n"
+        "    return dm, dv - 0.5\n"),                                         # forgot -log q
+    (7, "adam_step", "_ok = adam_step\n"
+        "def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):\n"
+        "    return _ok(param, -grad, m, s, t, lr, beta1, beta2, eps)\n"),    # descends
+    (8, "miwae_head_grads", "def miwae_head_grads(log_w, dlogphi, mask):\n"
+        "    w = np.exp(log_w - log_w.max(axis=0))\n"
+        "    return (w / w.sum(axis=0))[..., None] * dlogphi\n"),             # ignores the mask
+]
+
+
+@pytest.mark.parametrize("n,name,planted", PLANTED, ids=[f"{n}-{f}" for n, f, _ in PLANTED])
+def test_planted_mistake_fails_and_nothing_else_does(n, name, planted, capsys, tmp_path):
+    path = write_exercise(tmp_path, exercise_from_solution(n, planted))
+    rc, results, out = check(capsys, n, "--path", path)
+    assert rc == 1, out
+    assert results[name][0] == "FAIL", out
+    assert "rel. error" in results[name][1] or "NaN" in results[name][1] or \
+        "lowered the log-likelihood" in results[name][1], out
+    others = [status for f, (status, _) in results.items() if f != name and
+              not (n == 3 and name == "tanh_backward" and f == "mlp_backward")]
+    assert set(others) == {"PASS"}, out
+
+
+def test_fail_reports_the_worst_entry(capsys, tmp_path):
+    path = write_exercise(tmp_path, exercise_from_solution(3, PLANTED[3][2]))
+    _, results, _ = check(capsys, 3, "--path", path)
+    status, detail = results["tanh_backward"]
+    assert re.search(r"at da\[\d+, \d+\]: yours -?[\d.e+-]+, numerical -?[\d.e+-]+", detail)
+
+
+def test_errors_in_student_code_are_one_line(capsys, tmp_path):
+    planted = ("def tanh_backward(dout, y):\n    return dout * (1 - y * y) / undefined_name\n"
+               "def relu_backward(dout, y):\n    return dout[:2]\n"
+               "def softplus_backward(dout, y):\n    return None\n"
+               "def affine_backward(dout, cache):\n    raise ValueError('oops')\n")
+    path = write_exercise(tmp_path, exercise_from_solution(3, planted))
+    rc, results, out = check(capsys, 3, "--path", path)
+    assert rc == 1
+    status, detail = results["tanh_backward"]
+    assert status == "ERROR" and "NameError" in detail and "exercise.py line" in detail
+    assert results["relu_backward"][0] == "FAIL" and "shape" in results["relu_backward"][1]
+    assert results["softplus_backward"][0] == "FAIL" and "None" in results["softplus_backward"][1]
+    assert results["affine_backward"][0] == "ERROR"
+    assert re.fullmatch(r"ValueError: oops \(exercise.py line \d+, in affine_backward\)",
+                        results["affine_backward"][1])
+
+
+def test_a_function_that_calls_an_unimplemented_one_says_so(capsys, tmp_path):
+    text = template_text(get_lab(3)).replace(
+        '    _, act_backward = ACTIVATIONS[activation]\n    raise NotImplementedError(',
+        '    _, act_backward = ACTIVATIONS[activation]\n    act_backward(dh, caches[-1][1])\n'
+        '    raise NotImplementedError(')
+    rc, results, _ = check(capsys, 3, "--path", write_exercise(tmp_path, text))
+    assert results["mlp_backward"] == ("NOT IMPLEMENTED", "it calls tanh_backward(), not "
+                                       "implemented yet")
+
+
+def test_a_file_that_does_not_import_is_one_line(capsys, tmp_path):
+    path = write_exercise(tmp_path, "def broken(:\n    pass\n")
+    rc = labs_cli.main(["check", "4", "--path", str(path)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in out + err
+    assert "SyntaxError" in out and "line 1" in out
+
+
+def test_bad_input_is_exit_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        labs_cli.main(["check", "9"])
+    assert e.value.code == 2
+    assert labs_cli.main(["check", "1", "--path", str(tmp_path / "missing")]) == 2
+    assert labs_cli.main(["check", "1", "--path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "reset 1 --path" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- reset and locating files
+def test_reset_restores_the_stubs_and_keeps_a_backup(capsys, tmp_path):
+    lab = get_lab(5)
+    folder = tmp_path / "labs" / lab.FOLDER
+    (tmp_path / "labs").mkdir()
+    assert labs_cli.main(["reset", "5", "--path", str(tmp_path)]) == 0     # creates it
+    path = folder / "exercise.py"
+    assert path.read_text(encoding="utf-8") == template_text(lab)
+    path.write_text("my work\n", encoding="utf-8")
+    assert labs_cli.main(["reset", "5", "--path", str(folder)]) == 0
+    assert path.read_text(encoding="utf-8") == template_text(lab)
+    assert (folder / "exercise.py.bak").read_text(encoding="utf-8") == "my work\n"
+    assert "already pristine" in (capsys.readouterr().out if labs_cli.main(
+        ["reset", "5", "--path", str(path)]) == 0 else "")
+
+
+def test_check_finds_the_exercise_from_inside_a_lab_folder(capsys, tmp_path, monkeypatch):
+    lab = get_lab(6)
+    folder = tmp_path / "labs" / lab.FOLDER
+    folder.mkdir(parents=True)
+    (folder / "exercise.py").write_text(exercise_from_solution(6), encoding="utf-8")
+    monkeypatch.chdir(folder)
+    rc, results, out = check(capsys, 6)
+    assert str(folder / "exercise.py") in out and rc == 0
+    monkeypatch.chdir(tmp_path)
+    rc, _, out = check(capsys, 6)
+    assert str(folder / "exercise.py") in out and rc == 0
+
+
+# ---------------------------------------------------------------- the references are minivae's
+def _linear_gaussian_model(cls, B, d, seed, **kw):
+    """A model whose encoder is affine in a one-hot x (so ∂/∂W_mean row b = ∂/∂μ_b) and whose
+    decoder is linear-Gaussian."""
+    model = cls(B, d, hidden=(), likelihood="gaussian", dtype="float64", seed=seed, **kw)
+    rng = np.random.default_rng(seed)
+    for p in model.params.values():
+        p[...] = 0.5 * rng.standard_normal(p.shape)
+    return model, np.eye(B)
+
+
+def _dlogpx_dz(model, cache):
+    from minivae.likelihoods import Gaussian
+    g = Gaussian.log_prob_grads(cache["x"], **cache["heads"])
+    p = model.params
+    return g["mean"] @ p["decoder.mean.W"].T + g["logvar"] @ p["decoder.logvar.W"].T
+
+
+@pytest.mark.parametrize("which", ["vae", "iwae"])
+def test_encoder_gradients_of_labs_5_and_6_are_the_models(which):
+    from minivae.labs import lab05, lab06
+    from minivae.model import IWAE, VAE
+    K, B, d = 4, 3, 2
+    if which == "vae":
+        model, x = _linear_gaussian_model(VAE, B, d, 1, analytic_kl=True)
+    else:
+        model, x = _linear_gaussian_model(IWAE, B, d, 2)
+    eps = np.random.default_rng(3).standard_normal((K, B, d))
+    _, grads = model.bound_and_grads(x, K, eps=eps)
+    log_w, cache = model.log_weights(x, K, eps=eps)
+    args = (_dlogpx_dz(model, cache), eps, cache["mean"], cache["logvar"])
+    if which == "vae":
+        dmean, dlogvar = lab05.ref_vae_encoder_grads(*args)
+    else:
+        dmean, dlogvar = lab06.ref_iwae_encoder_grads(log_w, *args)
+    # The model returns the gradient of the batch mean; row b of W_mean/W_logvar is example b's.
+    np.testing.assert_allclose(grads["encoder.mean.W"], dmean / B, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grads["encoder.logvar.W"], dlogvar / B, rtol=1e-10, atol=1e-12)
+
+
+def test_lab6_kernel_pairs_give_the_reference_logsumexp():
+    from minivae.labs import lab06
+    from minivae.ops import logsumexp_weights_reference
+    rng = np.random.default_rng(0)
+    col = list(300 * rng.standard_normal(50)) + [-math.inf] * 3
+    m, s = -math.inf, 0.0
+    for x in col:
+        m, s = lab06.ref_lse_push(m, s, x)
+    ref = logsumexp_weights_reference(np.array(col)[:, None])[0][0]
+    assert m + math.log(s) == pytest.approx(ref, rel=1e-14)
+
+
+# ---------------------------------------------------------------- now on real data
+@pytest.mark.slow
+@pytest.mark.parametrize("n", NUMBERS)
+def test_real_data_part_runs_quickly(n, capsys, tmp_path):
+    rc = labs_cli.main(["run", str(n), "--quick", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "done in" in out and not re.search(r"\bnan\b", out), out
