@@ -5,7 +5,8 @@ and activations) and :mod:`minivae.likelihoods` (observation models); the bound'
 :mod:`minivae.ops`; training helpers in :mod:`minivae.optim` and :mod:`minivae.gradcheck`.
 """
 from . import gradcheck, optim
+from .impute import MIWAEImputer
 from .model import IWAE, VAE
 
 __version__ = "0.1.0"
-__all__ = ["IWAE", "VAE", "optim", "gradcheck"]
+__all__ = ["IWAE", "VAE", "MIWAEImputer", "optim", "gradcheck"]

@@ -7,6 +7,7 @@ reported FAIL while the correct ones still pass; the "now on real data" part run
 --quick budget. Also: the labs' reference gradients are what minivae's models compute.
 """
 import math
+import os
 import re
 import subprocess
 import sys
@@ -55,11 +56,16 @@ def write_exercise(tmp_path, text):
 # ---------------------------------------------------------------- the files
 @pytest.mark.parametrize("n", NUMBERS)
 def test_repository_exercise_files_are_the_pristine_templates(n):
+    """The repository ships the stubs. A student working on a lab edits them, so outside CI
+    (environment variable CI unset) a modified file is a skip, not a failure."""
     lab = get_lab(n)
-    path = REPO / "labs" / lab.FOLDER / "exercise.py"
-    assert path.read_text(encoding="utf-8") == template_text(lab), \
-        f"{path} differs from minivae/labs/templates/lab{n:02d}.py"
     assert (REPO / "labs" / lab.FOLDER / "README.md").is_file()
+    path = REPO / "labs" / lab.FOLDER / "exercise.py"
+    if path.read_text(encoding="utf-8") != template_text(lab):
+        if not os.environ.get("CI"):
+            pytest.skip(f"{path} is being worked on (it differs from the pristine stubs; "
+                        f"`python -m minivae.labs reset {n}` restores them)")
+        pytest.fail(f"{path} differs from minivae/labs/templates/lab{n:02d}.py")
 
 
 def test_index_lists_every_lab():
@@ -97,15 +103,19 @@ def test_solution_as_an_exercise_file_passes(n, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("n", NUMBERS)
-def test_untouched_exercise_is_not_implemented(n, capsys):
-    rc, results, out = check(capsys, n, "--path", REPO / "labs" / get_lab(n).FOLDER)
+def test_untouched_exercise_is_not_implemented(n, capsys, tmp_path):
+    path = write_exercise(tmp_path, template_text(get_lab(n)))
+    rc, results, out = check(capsys, n, "--path", path)
     assert rc == 1
     assert list(results) == [name for name, _ in get_lab(n).CHECKS], out
     assert all(r == ("NOT IMPLEMENTED", "") for r in results.values()), out
 
 
-def test_untouched_exercise_in_a_subprocess_exits_nonzero_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "minivae.labs", "check", "3"], cwd=REPO,
+def test_untouched_exercise_in_a_subprocess_exits_nonzero_without_traceback(tmp_path):
+    folder = tmp_path / "labs" / get_lab(3).FOLDER
+    folder.mkdir(parents=True)
+    write_exercise(folder, template_text(get_lab(3)))
+    proc = subprocess.run([sys.executable, "-m", "minivae.labs", "check", "3"], cwd=folder,
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,4 +1,4 @@
-"""Benchmark MIWAE imputation on the breast cancer data against mean imputation, MICE and missForest.
+"""Benchmark MIWAE imputation on the breast cancer data against mean, MICE and missForest.
 
 The protocol of the MIWAE authors' notebooks (Mattei & Frellsen 2019): the Wisconsin breast
 cancer data (569 x 30, shipped with scikit-learn), standardised with the full-data mean and
