@@ -89,6 +89,20 @@ def expected_log_likelihood(X, W, mu, psi, m, S):
                    + spread)
 
 
+def fa_em_step(S, W, psi):
+    """One EM iteration of factor analysis, from the sample covariance S (p, p).
+
+    E step: G = (I + Wᵀ Ψ⁻¹ W)⁻¹, β = G Wᵀ Ψ⁻¹ (d, p), so E[z|x] = β (x - mean) and
+    E[z zᵀ|x] averaged over the data is G + β S βᵀ. M step: W ← S βᵀ (G + β S βᵀ)⁻¹,
+    ψ ← diag(S - W β S). W: (p, d), psi: (p,) -> (W, psi), psi without any floor.
+    """
+    G = np.linalg.inv(_inner(W, psi))
+    beta = G @ (W.T / psi)                              # (d, p)
+    SbT = S @ beta.T                                    # (p, d)
+    W = np.linalg.solve(G + beta @ SbT, SbT.T).T        # the Ezz matrix is symmetric
+    return W, np.diag(S) - np.sum(W * SbT, axis=1)
+
+
 def _mean_loglike_from_cov(S, W, psi):
     """(1/n) sum_n log N(x_n; mean, C) from the sample covariance S (ddof 0) alone:
     -0.5 [p log 2 pi + log|C| + tr(C^-1 S)], O(p^2 d) whatever n (EM evaluates it every step)."""
@@ -259,11 +273,8 @@ class FactorAnalysis(_LinearGaussian):
         psi = np.maximum(var, floor)
         self.loglike_ = []
         for it in range(self.max_iter):
-            G = np.linalg.inv(_inner(W, psi))
-            beta = G @ (W.T / psi)                              # (d, p)
-            SbT = S @ beta.T                                    # (p, d)
-            W = np.linalg.solve(G + beta @ SbT, SbT.T).T        # the Ezz matrix is symmetric
-            psi = np.maximum(var - np.sum(W * SbT, axis=1), floor)
+            W, psi = fa_em_step(S, W, psi)
+            psi = np.maximum(psi, floor)
             self.loglike_.append(_mean_loglike_from_cov(S, W, psi))
             if it > 0 and self.loglike_[-1] - self.loglike_[-2] < self.tol:
                 break
