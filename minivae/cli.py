@@ -19,6 +19,23 @@ class CommandError(Exception):
     """Bad input found by a command: printed as one line, exit code 2."""
 
 
+def parse_hidden(text):
+    """'200,200' -> (200, 200); '' or 'none' -> () (affine encoder and decoder).
+
+    The one parser of ``--hidden`` for every command; bad widths raise ValueError.
+    """
+    text = text.strip().lower()
+    if text in ("", "none"):
+        return ()
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise ValueError(f"--hidden wants comma-separated widths like 200,200, got {text!r}")
+    if any(w < 1 for w in widths):
+        raise ValueError(f"--hidden widths must be positive, got {text!r}")
+    return widths
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         # argparse would print the whole usage block; one line, and where to look, is clearer.

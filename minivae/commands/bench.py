@@ -14,6 +14,7 @@ import time
 import numpy
 
 from .. import backend
+from ..cli import parse_hidden
 from ..model import IWAE
 
 
@@ -27,14 +28,6 @@ def add_arguments(p):
     p.add_argument("--repeats", type=int, default=50, help="gradient evaluations per round")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds (the median is shown)")
     p.add_argument("--torch", action="store_true", help="also time PyTorch eager autograd")
-
-
-def parse_hidden(text):
-    """'200,200' -> (200, 200); '' -> ()."""
-    try:
-        return tuple(int(h) for h in text.split(",") if h.strip())
-    except ValueError:
-        raise ValueError(f"--hidden must be comma-separated integers, got {text!r}") from None
 
 
 def _timed(fn, repeats):

@@ -19,17 +19,16 @@ import os
 import time
 
 from .. import csvio
-from ..cli import CommandError
+from ..cli import CommandError, parse_hidden
 from ..impute import DivergenceError, MIWAEImputer
 
 
 def hidden_widths(text):
-    """"128,128" -> (128, 128) (an argparse type; "" is no hidden layer)."""
+    """:func:`minivae.cli.parse_hidden` as an argparse type ("" is no hidden layer)."""
     try:
-        return tuple(int(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated widths such as 128,128, "
-                                         f"got {text!r}") from None
+        return parse_hidden(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(parser):

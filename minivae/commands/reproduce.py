@@ -24,7 +24,8 @@ import re
 import time
 
 from .. import checkpoint, evaluate, train as training
-from .train import _hidden, _nonnegative_int, _positive_int
+from ..cli import parse_hidden
+from .train import _nonnegative_int, _positive_int
 
 #: Burda et al. (2016), Table 1, MNIST, one stochastic layer: k -> (NLL, active units).
 PAPER = {"vae": {1: (86.76, 19), 5: (86.47, 20), 50: (86.35, 20)},
@@ -86,7 +87,7 @@ def add_arguments(parser):
 def run_config(args, objective, k):
     return training.TrainConfig(
         data=args.data, data_dir=args.data_dir, binarize="dynamic", likelihood="bernoulli",
-        k=k, analytic_kl=objective == "vae", z_dim=args.z_dim, hidden=_hidden(args.hidden),
+        k=k, analytic_kl=objective == "vae", z_dim=args.z_dim, hidden=parse_hidden(args.hidden),
         activation="tanh", dtype="float32", epochs=args.epochs, batch_size=20, lr=1e-3,
         schedule="burda", seed=args.seed, eval_n=args.eval_n)
 
@@ -138,7 +139,7 @@ def format_table(results, args, n_test_total):
 
 def run(args):
     models = parse_models(args.models)
-    _hidden(args.hidden)                                   # bad widths fail before training
+    parse_hidden(args.hidden)                                   # bad widths fail before training
     # Check the data once, up front: a missing directory fails now, not after an hour.
     probe = run_config(args, *models[0])
     rd = training.load_data(probe)

@@ -16,23 +16,10 @@ import os
 import sys
 
 from .. import train as training
+from ..cli import parse_hidden
 from ..train import TrainConfig
 
 D = TrainConfig.__dataclass_fields__
-
-
-def _hidden(text):
-    """'200,200' -> (200, 200); '' or 'none' -> () (affine encoder and decoder)."""
-    text = text.strip().lower()
-    if text in ("", "none"):
-        return ()
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise ValueError(f"--hidden wants comma-separated widths like 200,200, got {text!r}")
-    if any(w < 1 for w in widths):
-        raise ValueError(f"--hidden widths must be positive, got {text!r}")
-    return widths
 
 
 def _positive_int(text):
@@ -140,7 +127,7 @@ def config_overrides(args):
     for name in D:
         value = getattr(args, name, None)
         if value is not None:
-            given[name] = _hidden(value) if name == "hidden" else value
+            given[name] = parse_hidden(value) if name == "hidden" else value
     return given
 
 
