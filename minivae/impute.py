@@ -28,8 +28,9 @@ import sys
 
 import numpy
 
-from . import backend
+from . import backend, validate
 from .backend import xp
+from .layers import ACTIVATIONS
 from .likelihoods import StudentT
 from .model import IWAE
 from .ops import logsumexp_weights
@@ -48,32 +49,19 @@ class DivergenceError(ArithmeticError):
     """Training produced a non-finite bound (try a smaller learning rate)."""
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def check_data(X, what="X"):
     """X as a float64 NumPy array (n, D) with NaN for missing values; reject anything else.
 
     Returns ``(X, mask)`` with mask (n, D) boolean, True = observed. A copy only when needed:
     the caller must not write into X.
     """
-    X = numpy.asarray(backend.to_numpy(X) if backend.name == "cupy" else X)
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{what} must be numeric (NaN for missing values), got dtype {X.dtype}")
+    X = validate.finite_real_array(what, backend.to_numpy(X) if backend.name == "cupy" else X,
+                                   "float64", allow_nan=True)   # exact for every int up to 2^53
     if X.ndim != 2:
         raise ValueError(f"{what} must be 2-D (rows, features), got shape {X.shape}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"{what} is empty: shape {X.shape}")
-    X = X.astype(numpy.float64, copy=False)       # exact for every float32 and int up to 2^53
-    mask = ~numpy.isnan(X)
-    if numpy.isinf(X).any():
-        r, c = numpy.argwhere(numpy.isinf(X))[0]
-        raise ValueError(f"{what} holds an infinite value (row {r}, column {c}); mark missing "
-                         "values with NaN")
-    return X, mask
+    return X, ~numpy.isnan(X)
 
 
 class MIWAEImputer:
@@ -114,24 +102,22 @@ class MIWAEImputer:
     def __init__(self, z_dim=10, hidden=(128, 128), activation="tanh", likelihood="student_t",
                  k=20, epochs=500, batch_size=64, lr=1e-3, n_samples=10000, chunk_size=2 ** 16,
                  dtype="float32", seed=0, verbose=0):
-        if likelihood not in ("student_t", "gaussian"):
-            raise ValueError(f"likelihood must be 'student_t' or 'gaussian' for real-valued "
-                             f"data, got {likelihood!r}")
-        self.z_dim = _positive_int("z_dim", z_dim)
-        self.hidden = tuple(hidden)
-        self.activation, self.likelihood, self.dtype = activation, likelihood, dtype
-        self.k = _positive_int("k", k)
-        self.epochs = _positive_int("epochs", epochs)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        self.lr = float(lr)
-        self.n_samples = _positive_int("n_samples", n_samples)
-        self.chunk_size = _positive_int("chunk_size", chunk_size)
-        if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        self.seed = int(seed)
-        self.verbose = int(verbose)
+        # Real-valued data: the likelihoods with a location and a scale.
+        self.likelihood = validate.choice("likelihood", likelihood, ("student_t", "gaussian"))
+        self.z_dim = validate.positive_int("z_dim", z_dim)
+        self.hidden = validate.hidden(hidden)
+        self.activation = validate.choice("activation", activation, ACTIVATIONS)
+        self.dtype = validate.dtype(dtype)
+        self.k = validate.positive_int("k", k)
+        self.epochs = validate.positive_int("epochs", epochs)
+        self.batch_size = validate.positive_int("batch_size", batch_size)
+        self.lr = validate.positive_real("lr", lr)
+        self.n_samples = validate.positive_int("n_samples", n_samples)
+        self.chunk_size = validate.positive_int("chunk_size", chunk_size)
+        self.seed = validate.seed("seed", seed)
+        # verbose=True is scikit-learn's spelling of "report every epoch"
+        self.verbose = int(verbose) if isinstance(verbose, (bool, numpy.bool_)) else \
+            validate.nonnegative_int("verbose", verbose)
 
     # ------------------------------------------------------------------ training
     def fit(self, X, callback=None):
@@ -207,7 +193,7 @@ class MIWAEImputer:
         if not hasattr(self, "model_"):
             raise NotFittedError("this MIWAEImputer is not fitted yet: call fit(X) first")
         if n_imputations is not None:
-            n_imputations = _positive_int("n_imputations", n_imputations)
+            n_imputations = validate.positive_int("n_imputations", n_imputations)
         X, mask = check_data(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} columns, the imputer was fitted on "

@@ -143,7 +143,7 @@ def test_bad_input(fitted):
     X = np.ones((5, 8))
     with pytest.raises(ValueError, match="no observed value"):
         small_imputer().fit(np.where(np.arange(8) == 3, np.nan, X))
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ValueError, match="real numbers"):
         small_imputer().fit(np.array([["a", "b"], ["c", "d"]]))
     with pytest.raises(ValueError, match="2-D"):
         small_imputer().fit(np.ones(5))
