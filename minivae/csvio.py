@@ -2,7 +2,9 @@
 
 The format :mod:`minivae.commands.impute` reads: a header line of column names (quoted or not),
 then one line per row with as many cells as the header. A cell is missing when it is empty (or
-blank) or spells NaN in any case ("nan", "NaN", "NAN"); every other cell must be a finite number.
+blank) or is one of the markers in ``MISSING`` in any case: NaN, NA (R's ``write.csv``), N/A,
+#N/A (spreadsheets), null, None, <NA> (pandas) and ? (the UCI repository); every other cell
+must be a finite number that fits in float64.
 
 Written back, the columns keep their names and order, every observed cell keeps its original
 text exactly, and an imputed cell is written as the shortest decimal that reads back as the
@@ -38,15 +40,21 @@ class Table:
         return numpy.isnan(self.values)
 
 
+#: Spellings of a missing cell (compared in lower case, after stripping blanks): what R and
+#: pandas write and read by default, spreadsheets' #N/A, and the UCI repository's "?".
+MISSING = ("", "nan", "-nan", "na", "n/a", "#n/a", "null", "none", "<na>", "?")
+_INFINITY = re.compile(r"\s*[+-]?(inf|infinity)\s*\Z", re.IGNORECASE)
+
+
 def _parse(cell):
     """A cell's value: NaN when missing, a float otherwise; None when not a number."""
     s = cell.strip()
-    if not s:
+    if s.lower() in MISSING:
         return math.nan
     if "_" in s:                     # float() accepts "1_000"; a CSV reader should not
         return None
     try:
-        return float(s)              # "nan", "NaN", "-nan" parse to NaN: missing
+        return float(s)
     except ValueError:
         return None
 
@@ -74,11 +82,15 @@ def read_csv(path):
                 for j, v in enumerate(parsed):
                     if v is None:
                         raise ValueError(f"{path}, line {reader.line_num}: column "
-                                         f"{header[j]!r} is not numeric ({row[j]!r}); "
-                                         "impute works on numeric columns only")
+                                         f"{header[j]!r} is not numeric ({_cut(row[j])}); "
+                                         "impute works on numeric columns only (a missing "
+                                         "cell is empty or one of NA, N/A, #N/A, NaN, null, "
+                                         "None, <NA>, ?)")
                     if math.isinf(v):
+                        what = ("holds an infinite value" if _INFINITY.match(row[j]) else
+                                "holds a number too large for float64")
                         raise ValueError(f"{path}, line {reader.line_num}: column "
-                                         f"{header[j]!r} holds an infinite value ({row[j]!r})")
+                                         f"{header[j]!r} {what} ({_cut(row[j])})")
                 cells.append(row)
                 values.append(parsed)
         except csv.Error as e:
@@ -96,6 +108,11 @@ def read_csv(path):
     integer = [all(_INTEGER.match(cells[i][j]) for i in numpy.flatnonzero(observed[:, j]))
                for j in range(D)]
     return Table(header, cells, values, integer, path)
+
+
+def _cut(cell, limit=40):
+    """repr of a cell for a one-line message, shortened when long (a 400-digit number)."""
+    return repr(cell) if len(cell) <= limit else repr(cell[:limit - 3] + "...")
 
 
 def format_rows(table, completed, round_integers=True):

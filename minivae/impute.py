@@ -135,9 +135,7 @@ class MIWAEImputer:
                              f"it from ({empty.size} such column(s))")
         # Standardise with the observed entries only: the model then sees unit-scale features
         # (the Student's t and the Glorot initialisation both assume it), whatever the units.
-        self.mean_ = numpy.nanmean(X, axis=0)
-        scale = numpy.nanstd(X, axis=0)
-        self.scale_ = numpy.where(scale > 0, scale, 1.0)
+        self.mean_, self.scale_ = _observed_location_scale(X)
         self.n_features_in_ = X.shape[1]
         # The model's own RNG draws ε; a separate host RNG shuffles and resamples, so that the
         # draws do not depend on the backend's generator.
@@ -151,9 +149,24 @@ class MIWAEImputer:
         return self
 
     def _to_device(self, X, mask):
-        """Standardised rows on the device, missing entries 0 (what the encoder reads)."""
-        Z = numpy.where(mask, (X - self.mean_) / self.scale_, 0.0)
+        """Standardised rows on the device, missing entries 0 (what the encoder reads).
+
+        (x - mean) / scale is computed as (x/2 - mean/2) / (scale/2), which is the same number
+        (halving is exact) but cannot overflow: |x - mean| can exceed the largest float64 when
+        |x| is near it, |x/2 - mean/2| cannot.
+        """
+        Z = numpy.where(mask, (X / 2 - self.mean_ / 2) / (self.scale_ / 2), 0.0)
         return backend.asarray(Z, dtype=self.model_.dtype), backend.asarray(mask)
+
+    def _from_standard(self, Z):
+        """mean + scale · z back in the data's units, float64; an imputation that does not fit
+        in float64 is refused rather than written as inf."""
+        with numpy.errstate(over="ignore"):
+            X = 2 * (self.mean_ / 2 + (self.scale_ / 2) * Z.astype(numpy.float64))
+        if not numpy.isfinite(X).all():
+            raise ValueError("an imputed value overflows float64 (the data are within a factor "
+                             "of about 2 of the largest float64); rescale the data first")
+        return X
 
     def _train(self, x, m, callback):
         model, n = self.model_, x.shape[0]
@@ -212,7 +225,7 @@ class MIWAEImputer:
                 draws = self._conditional_mean(x, m, L, n_per_pass)[None]
             else:
                 draws = self._resample(x, m, L, n_per_pass, M)
-            imputed = self.mean_ + self.scale_ * backend.to_numpy(draws).astype(numpy.float64)
+            imputed = self._from_standard(backend.to_numpy(draws))
             out[:, r] = numpy.where(mask[r], X[r], imputed)
         return out[0] if n_imputations is None else out
 
@@ -272,6 +285,21 @@ class MIWAEImputer:
         if not bool(xp.isfinite(total).all()):
             raise DivergenceError("the importance weights are not finite (a NaN or infinite "
                                   "log-weight): the model cannot impute these rows")
+
+
+def _observed_location_scale(X):
+    """The observed mean and standard deviation of each column of X (n, D), NaN = missing;
+    scale 1 for a constant column.
+
+    Computed in units of the column's largest |x|, so that neither the sum nor the squares
+    overflow: np.nanstd of a column holding 1e200 is inf (1e200² overflows), which would
+    standardise every value to 0 and impute ±inf.
+    """
+    unit = numpy.nanmax(numpy.abs(X), axis=0)                     # (D,), finite
+    unit = numpy.where(unit > 0, unit, 1.0)
+    Y = X / unit                                                  # every |y| <= 1
+    mean, std = numpy.nanmean(Y, axis=0), numpy.nanstd(Y, axis=0)
+    return mean * unit, numpy.where(std > 0, std * unit, 1.0)
 
 
 def _sample_observation(likelihood, heads, rng):
