@@ -1,4 +1,6 @@
 """Small shared helpers for the tests (not a conftest: imported explicitly where used)."""
+import csv
+
 import numpy as np
 
 
@@ -20,3 +22,20 @@ def data_for(likelihood, shape, rng):
     if likelihood == "bernoulli":
         return (rng.random(shape) < 0.5).astype(np.float64)
     return rng.standard_normal(shape)
+
+
+def run_cli(argv, capsys):
+    """(exit code, stdout, stderr) of ``minivae ARGV`` run in-process."""
+    from minivae import cli
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:                   # argparse's own errors (also one line, code 2)
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_rows(path):
+    """The rows of a CSV file, as lists of strings."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))

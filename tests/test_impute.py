@@ -3,13 +3,13 @@
 The masked bound's gradients are checked in test_model.py; here, what the imputer adds. Models
 are tiny and trained briefly so that the whole file runs in seconds.
 """
-import csv
 import os
 
 import numpy as np
 import pytest
 
-from minivae import backend, cli, csvio
+from helpers import read_rows, run_cli
+from minivae import backend, csvio
 from minivae.impute import MIWAEImputer, NotFittedError
 from minivae.ops import logsumexp_weights
 
@@ -179,20 +179,6 @@ CSV_TEXT = ('"radius, mean","he said ""hi""",count,plain\n'
             '3.5, 1.75 ,-2,\n'
             '\n'
             '0.125,NAN,10,8\n')
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:                   # argparse's own errors (also one line, code 2)
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def read_rows(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
 
 
 def test_csv_round_trip(tmp_path, capsys):

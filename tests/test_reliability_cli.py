@@ -1,27 +1,12 @@
 """Issue 12 (reliability), the command line: bad input is one line on stderr with exit code 2
 and nothing written; finite input never gives an inf in the output."""
-import csv
-
 import numpy as np
 import pytest
 
-from minivae import cli, csvio
+from helpers import read_rows, run_cli
+from minivae import csvio
 
 FAST = ["--z-dim", "2", "--hidden", "8", "--epochs", "3", "--n-samples", "20"]
-
-
-def run_cli(argv, capsys):
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:                   # argparse's own errors (also one line, code 2)
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def read_rows(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.reader(f))
 
 
 # ---------------------------------------------------------------- item 2: huge finite values
