@@ -11,9 +11,9 @@ A checkpoint is one uncompressed ``.npz`` (a zip of ``.npy`` arrays, readable by
     model's noise generator and the data generators), ``epoch`` (completed passes), and
     ``train`` (the training configuration).
 
-Writing goes to a temporary file in the same directory, which is flushed to disk and then
-renamed over the old checkpoint (``os.replace`` is atomic on POSIX and Windows): a crash or
-Ctrl-C leaves either the old checkpoint or the new one, never half of one. Reading checks the
+Writing goes through :func:`atomic_write`, the one writer of every file minivae produces: a
+temporary file in the same directory, flushed to disk, then renamed over the old checkpoint, so
+a crash or Ctrl-C leaves either the old checkpoint or the new one, never half of one. Reading checks the
 zip's CRCs and the metadata, and any problem is a :class:`CheckpointError` (a ``ValueError``)
 with a one-line message.
 """
@@ -38,28 +38,96 @@ class CheckpointError(ValueError):
 
 # ------------------------------------------------------------------------------ the file
 
-def save_arrays(path, arrays, meta):
-    """Atomically write ``arrays`` (dict name -> NumPy array) and ``meta`` (JSON-able) to path.
+def atomic_write(path, content):
+    """Write ``content`` to ``path`` so that readers see the old file or the new one, never part.
 
-    The temporary file lives next to ``path`` (a rename is only atomic within one file system)
-    and is removed if anything goes wrong, KeyboardInterrupt included.
+    content : bytes, str (written as UTF-8), or a callable ``content(f)`` that writes into a
+        binary file object (e.g. ``np.savez`` or matplotlib's ``savefig``).
+
+    The one writer of every file minivae produces (checkpoints, metrics, JSON, CSV, PNG). The
+    data go to a temporary file in the same directory (a rename is only atomic within one file
+    system), are flushed and fsync'ed to disk, and the temporary file is renamed over ``path``
+    (``os.replace``: atomic on POSIX and Windows). On any error, KeyboardInterrupt included, the
+    temporary file is removed and ``path`` is untouched. Temporary files left by a writer that was
+    killed (``kill -9``, power loss) are removed on the next write to the same path.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    payload = dict(arrays)
-    payload["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    atomic_write_many([(path, content)])
+
+
+def atomic_write_many(outputs):
+    """:func:`atomic_write` for several files, all or none: ``outputs`` is a list of
+    (path, content); every file is written to its temporary file first and renamed over its
+    target only once all have been written, so a failure leaves no partial output."""
+    tmps = []
     try:
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private; a checkpoint is not
+        for path, content in outputs:
+            tmps.append(_write_temp(path, content))
+        for tmp, (path, _) in zip(tmps, outputs):
+            os.replace(tmp, path)
+        tmps = []
+    finally:
+        for tmp in tmps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _temp_prefix(path):
+    return f".{os.path.basename(path)}.tmp-"
+
+
+def _write_temp(path, content):
+    """A finished, fsync'ed temporary file next to ``path``: .NAME.tmp-PID-XXXX."""
+    directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temps(directory, _temp_prefix(path))
+    fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", dir=directory)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private; our files are not
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            if callable(content):
+                content(f)
+            else:
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
             f.flush()
             os.fsync(f.fileno())       # the data is on disk before the rename makes it visible
-        os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.unlink(tmp)
         raise
+    return tmp
+
+
+def _remove_stale_temps(directory, prefix):
+    """Remove temporary files of ``prefix`` whose writing process no longer exists."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                    # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def save_arrays(path, arrays, meta):
+    """Atomically write ``arrays`` (dict name -> NumPy array) and ``meta`` (JSON-able) to path,
+    as one uncompressed .npz (see :func:`atomic_write`)."""
+    payload = dict(arrays)
+    payload["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def _umask():

@@ -35,6 +35,7 @@ from .likelihoods import StudentT
 from .model import IWAE
 from .ops import logsumexp_weights
 from .optim import Adam
+from .train import Diverged
 
 #: Adam's ε: Kingma & Ba's and TensorFlow 1's (the authors' notebooks), not minivae's default
 #: 1e-4 (Burda et al.'s setting for MNIST), so that the benchmark follows the authors' recipe.
@@ -45,8 +46,7 @@ class NotFittedError(ValueError, AttributeError):
     """transform() before fit() (a ValueError, as scikit-learn's, so the CLI reports one line)."""
 
 
-class DivergenceError(ArithmeticError):
-    """Training produced a non-finite bound (try a smaller learning rate)."""
+DivergenceError = Diverged        # the name of earlier versions
 
 
 def check_data(X, what="X"):

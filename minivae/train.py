@@ -54,8 +54,31 @@ TEST_NOISE_SEED = 0
 PROGRESS_EVERY = 25                                # steps between progress-bar updates
 
 
-class TrainingDiverged(RuntimeError):
-    """The bound or a parameter became NaN or inf; the message says where and what to do."""
+def parse_hidden(text):
+    """'200,200' -> (200, 200); '' or 'none' -> () (affine encoder and decoder).
+
+    The one parser of hidden widths written as text; bad widths raise ValueError.
+    """
+    text = text.strip().lower()
+    if text in ("", "none"):
+        return ()
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise ValueError(f"hidden wants comma-separated widths like 200,200, got {text!r}")
+    if any(w < 1 for w in widths):
+        raise ValueError(f"hidden widths must be positive, got {text!r}")
+    return widths
+
+
+class Diverged(ArithmeticError):
+    """Training produced a NaN or inf (in the bound or a parameter); the message says where.
+
+    The one divergence exception of minivae (the command line's exit code 1).
+    """
+
+
+TrainingDiverged = Diverged        # the name of earlier versions
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -295,7 +318,7 @@ def train_epoch(run, x_train, on_progress=None):
         if step % PROGRESS_EVERY == 0 or step == len(batches):
             mean = float(total) / seen
             if not math.isfinite(mean):
-                raise TrainingDiverged(f"the training bound became {mean} in epoch "
+                raise Diverged(f"the training bound became {mean} in epoch "
                                        f"{run.epoch + 1} (by step {step})")
             if on_progress is not None:
                 on_progress(seen, mean)
@@ -337,23 +360,6 @@ def read_metrics(path):
             raise ValueError(f"{path} line {i}: not a metrics record; corrupt file?")
         rows.append(row)
     return rows
-
-
-def write_text_atomic(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _truncate_metrics(path, epoch):
-    """Keep the metrics of epochs <= ``epoch`` (those the checkpoint has seen)."""
-    rows = [r for r in read_metrics(path) if r.get("epoch", 0) <= epoch]
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def check_run_dir(run_dir, resume=False, force=False):
@@ -462,10 +468,13 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
         os.remove(os.path.join(run_dir, f))
     os.makedirs(run_dir, exist_ok=True)
     report = _Reporter(quiet, len(rd.x_train), stream)
+    rows = []
     if resume:
-        _truncate_metrics(metrics_path, run.epoch)
-        previous = read_metrics(metrics_path)
-        elapsed = previous[-1]["elapsed"] if previous else 0.0
+        # Keep the metrics of the epochs the checkpoint has seen (a crash between writing the
+        # metrics and the checkpoint leaves one more line, which this run will redo).
+        rows = [r for r in read_metrics(metrics_path) if r.get("epoch", 0) <= run.epoch]
+        elapsed = rows[-1]["elapsed"] if rows else 0.0
+        checkpoint.atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         report.line(f"resuming {run_dir} at epoch {run.epoch} of {config.epochs}")
         if not run.rng_exact:
             report.line("note: the checkpoint was written by the other backend (CPU/GPU); its "
@@ -477,7 +486,7 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
         report.line(f"training {run.model!r} on {rd.source}: L_{config.k}"
                     f"{' (analytic KL)' if config.analytic_kl else ''}, {config.epochs} "
                     f"epochs, {config.schedule} schedule -> {run_dir}")
-    write_text_atomic(os.path.join(run_dir, CONFIG),
+    checkpoint.atomic_write(os.path.join(run_dir, CONFIG),
                        json.dumps(config.to_dict(), indent=2) + "\n")
     n_test = len(rd.x_test) if config.eval_n is None else min(config.eval_n, len(rd.x_test))
     last = None
@@ -492,11 +501,11 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
             seconds = time.perf_counter() - t0
             report.close()
             if not _all_finite(run.model.params):
-                raise TrainingDiverged(f"a parameter became NaN or inf in epoch {run.epoch + 1}")
+                raise Diverged(f"a parameter became NaN or inf in epoch {run.epoch + 1}")
             t1 = time.perf_counter()
             test = epoch_test_bound(run, rd.x_test)
             if test is not None and not math.isfinite(test):
-                raise TrainingDiverged(f"the test bound became {test} after epoch "
+                raise Diverged(f"the test bound became {test} after epoch "
                                        f"{run.epoch + 1}")
             run.epoch += 1
             elapsed += seconds
@@ -504,19 +513,18 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
                                  elapsed, len(rd.x_train), n_test)
             # Metrics first, then the checkpoint: a crash in between leaves a metrics line the
             # checkpoint has not seen, which a resume drops (never a checkpoint without metrics).
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(last) + "\n")
+            rows.append(last)
+            checkpoint.atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
             run.save(ckpt_path)
             report.end_epoch(last, config.epochs)
-    except TrainingDiverged as e:
+    except Diverged as e:
         report.close()
-        raise TrainingDiverged(f"{e}; {ckpt_path} keeps the last good state (epoch "
+        raise Diverged(f"{e}; {ckpt_path} keeps the last good state (epoch "
                                f"{run.epoch}); try a smaller --lr") from None
     finally:
         report.close()
     if plots:
         from . import plots as plots_module
-        rows = read_metrics(metrics_path)
         if rows:
             plots_module.save_curves(rows, os.path.join(run_dir, CURVES))
     return {"run_dir": run_dir, "epoch": run.epoch, "last": last, "model": repr(run.model)}

@@ -231,3 +231,17 @@ def test_train_interrupted_exit_code_130(capsys, tmp_path, mnist_dir, monkeypatc
                            *TINY_ARGS)
     assert code == 130 and err.count("\n") == 1 and "--resume" in err
     assert read_params(run_dir)[1] == 0
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]], ids=["help", "train-help"])
+def test_help_imports_neither_matplotlib_nor_scipy_integrate(argv):
+    # In a fresh interpreter: what `minivae --help` loads is what a user waits for.
+    code = ("import sys\nfrom minivae.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' "
+            "or m.startswith('scipy.integrate')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout
+    assert "usage: minivae" in proc.stdout

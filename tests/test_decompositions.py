@@ -5,7 +5,7 @@ For any q(z|x),
         = ℓ(θ) - KL(q ‖ p(z|x))                  (1: the gap is the posterior KL)
         = E_q[log p(x|z)] - KL(q ‖ p(z))          (2: reconstruction minus prior KL)
 With hidden=() and a Gaussian likelihood, minivae's IWAE is the linear-Gaussian model, where
-ℓ(θ), p(z|x) and all the Gaussian expectations are closed forms (minivae.linear).
+ℓ(θ), p(z|x) and all the Gaussian expectations are closed forms (minivae.lecture.linear).
 
 The engine's side is made exact as well: log w(ε) = log p(x|z) + log p(z) - log q(z|x) at
 z = μ + σ ⊙ ε is a quadratic polynomial in ε, and the 2d points ±√d e_i with weights 1/(2d)
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import minivae
-from minivae.linear import expected_log_likelihood, kl_gaussians, log_marginal, posterior
+from minivae.lecture.linear import expected_log_likelihood, kl_gaussians, log_marginal, posterior
 
 P, D = 6, 3                      # x in R^6, z in R^3
 

@@ -1,9 +1,9 @@
-"""PPCA and factor analysis (minivae.linear) against scikit-learn and dense Gaussian algebra."""
+"""PPCA and factor analysis (minivae.lecture.linear) against scikit-learn and dense Gaussian algebra."""
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from minivae.linear import PPCA, FactorAnalysis, log_marginal, posterior
+from minivae.lecture.linear import PPCA, FactorAnalysis, log_marginal, posterior
 
 sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
 
@@ -123,7 +123,7 @@ def test_linear_iwae_trained_on_l_k_approaches_the_ppca_maximum():
     """The bridge to deep models: IWAE(hidden=(), gaussian), noise tied as in PPCA, trained by
     Adam on L_K. Nothing can beat PPCA's closed-form maximum; a modest budget gets within a few
     tenths of a nat per example of it (docs/lecture.md has the long-run numbers)."""
-    from minivae.linear_bridge import bridge_gap, fit_linear_iwae, linear_gaussian_parameters
+    from minivae.lecture.linear import bridge_gap, fit_linear_iwae, linear_gaussian_parameters
     X, *_ = linear_gaussian_data(1000, p=8, d=2, seed=7)
     r = bridge_gap(X, 2, k=5, steps=1500, batch=100, lr=1e-2, seed=0, eval_draws=5)
     assert r["optimisation_gap"] >= -1e-9                 # ℓ(θ) <= ℓ_max: PPCA is the maximum

@@ -1,9 +1,9 @@
-"""Simple Monte Carlo and importance sampling (minivae.montecarlo) on closed-form problems."""
+"""Simple Monte Carlo and importance sampling (minivae.lecture.montecarlo) on closed-form problems."""
 import numpy as np
 import pytest
 
-from minivae import montecarlo
-from minivae.montecarlo import ExpUnderGaussian, importance_sampling, replicate, simple_monte_carlo
+from minivae.lecture import montecarlo
+from minivae.lecture.montecarlo import ExpUnderGaussian, importance_sampling, replicate, simple_monte_carlo
 
 
 @pytest.mark.parametrize("m", [0.0, 0.25, 0.8])
@@ -74,7 +74,7 @@ def test_estimators_compute_the_stated_averages():
 
 
 def test_plot_monte_carlo_writes_a_png(tmp_path):
-    from minivae.plots_lecture import plot_monte_carlo
+    from minivae.plots import plot_monte_carlo
     path = plot_monte_carlo(str(tmp_path / "mc.png"), ks=(10, 100), n_rep=20)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,12 +1,12 @@
-"""The lecture's 1-D toy model (minivae.toy): density, quadrature, importance sampling, encoder."""
+"""The lecture's 1-D toy model (minivae.lecture.toy): density, quadrature, importance sampling, encoder."""
 import warnings
 
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from minivae import toy
-from minivae.toy_encoder import ToyEncoder, train_encoder
+from minivae.lecture import toy
+from minivae.lecture.toy import ToyEncoder, train_encoder
 
 
 def test_log_likelihood_is_the_stated_gaussian():
@@ -136,7 +136,7 @@ def test_training_the_encoder_raises_the_bound():
 
 
 def test_toy_plots_write_pngs(tmp_path):
-    from minivae.plots_lecture import plot_toy_data, plot_toy_importance_sampling
+    from minivae.plots import plot_toy_data, plot_toy_importance_sampling
     z, x = toy.sample(300, seed=0)
     plot_toy_data(str(tmp_path / "data.png"), z, x)
     ks = [1, 10]

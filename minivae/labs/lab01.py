@@ -1,7 +1,7 @@
 """Lab 1: Monte Carlo and importance sampling: estimators, their variance, the optimal proposal.
 
 No gradients here: every check compares the student's function with minivae's reference
-(minivae.montecarlo) on the same inputs, by the relative error |a - b| / max(|a| + |b|, 1e-4)
+(minivae.lecture.montecarlo) on the same inputs, by the relative error |a - b| / max(|a| + |b|, 1e-4)
 of the worst entry. The estimators are called with identically seeded generators, so the
 student's and the reference draw the same samples and must agree to round-off.
 """
@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from .. import montecarlo
-from ..linear import PPCA, posterior
-from ..montecarlo import ExpUnderGaussian
+from ..lecture import montecarlo
+from ..lecture.linear import PPCA, posterior
+from ..lecture.montecarlo import ExpUnderGaussian
 from ..ops import logsumexp_weights_reference
 from .common import mnist
 from .core import as_array, call, compare, namespace, unpack
@@ -42,7 +42,7 @@ def ref_optimal_log_density(x, a):
 
 
 def solution():
-    """minivae.montecarlo's estimators and ExpUnderGaussian's closed forms."""
+    """minivae.lecture.montecarlo's estimators and ExpUnderGaussian's closed forms."""
     return namespace(
         simple_monte_carlo=montecarlo.simple_monte_carlo,
         importance_sampling=montecarlo.importance_sampling,
@@ -64,8 +64,8 @@ def _simple(mod):
         v, var = _estimate(call(mod, "simple_monte_carlo", ex.f, sampler, k,
                                 np.random.default_rng(seed)), "simple_monte_carlo")
         ref = montecarlo.simple_monte_carlo(ex.f, sampler, k, np.random.default_rng(seed))
-        out += [compare("value", v, ref.value, "minivae.montecarlo"),
-                compare("variance", var, ref.variance, "minivae.montecarlo")]
+        out += [compare("value", v, ref.value, "minivae.lecture.montecarlo"),
+                compare("variance", var, ref.variance, "minivae.lecture.montecarlo")]
     return out
 
 
@@ -78,8 +78,8 @@ def _importance(mod):
         v, var = _estimate(call(mod, "importance_sampling", *args, np.random.default_rng(seed)),
                            "importance_sampling")
         ref = montecarlo.importance_sampling(*args, np.random.default_rng(seed))
-        out += [compare("value", v, ref.value, "minivae.montecarlo"),
-                compare("variance", var, ref.variance, "minivae.montecarlo")]
+        out += [compare("value", v, ref.value, "minivae.lecture.montecarlo"),
+                compare("variance", var, ref.variance, "minivae.lecture.montecarlo")]
     return out
 
 

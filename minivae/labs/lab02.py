@@ -1,13 +1,13 @@
 """Lab 2: linear latent variable models: PPCA's closed form, factor analysis by EM, log p(x).
 
-No gradients here: every check compares the student's function with minivae.linear on random
+No gradients here: every check compares the student's function with minivae.lecture.linear on random
 linear-Gaussian data, by the relative error of the worst entry. PPCA's W is only defined up to
 a rotation, so the check compares W Wᵀ; the EM step is compared with the reference step from
 the same (W, ψ), and 30 steps of the student's EM must never lower the log-likelihood.
 """
 import numpy as np
 
-from ..linear import PPCA, FactorAnalysis, fa_em_step, log_marginal, posterior
+from ..lecture.linear import PPCA, FactorAnalysis, fa_em_step, log_marginal, posterior
 from .common import mnist
 from .core import CheckFailed, as_array, call, compare, namespace, unpack
 
@@ -28,12 +28,12 @@ def ref_ppca_fit(X, d):
     return m.components_.T, m.mean_, m.noise_variance_
 
 
-# One iteration of the loop of minivae.linear.FactorAnalysis.fit (without its floor on ψ).
+# One iteration of the loop of minivae.lecture.linear.FactorAnalysis.fit (without its floor on ψ).
 ref_fa_em_step = fa_em_step
 
 
 def solution():
-    """minivae.linear: log_marginal, posterior, PPCA.fit and FactorAnalysis.fit's EM step."""
+    """minivae.lecture.linear: log_marginal, posterior, PPCA.fit and FactorAnalysis.fit's EM step."""
     return namespace(log_marginal=log_marginal, posterior=posterior, ppca_fit=ref_ppca_fit,
                      fa_em_step=ref_fa_em_step)
 
@@ -54,7 +54,7 @@ def _log_marginal(mod):
     X, W, mu, psi = _data(20)
     got = as_array(call(mod, "log_marginal", X.copy(), W.copy(), mu.copy(), psi.copy()),
                    (len(X),), "log_marginal(...)")
-    return [compare("log p(x)", got, log_marginal(X, W, mu, psi), "minivae.linear")]
+    return [compare("log p(x)", got, log_marginal(X, W, mu, psi), "minivae.lecture.linear")]
 
 
 def _posterior(mod):
@@ -62,8 +62,8 @@ def _posterior(mod):
     m, G = unpack(call(mod, "posterior", X.copy(), W.copy(), mu.copy(), psi.copy()), 2,
                   "posterior")
     ref_m, ref_G = posterior(X, W, mu, psi)
-    return [compare("m", as_array(m, ref_m.shape, "m"), ref_m, "minivae.linear"),
-            compare("G", as_array(G, ref_G.shape, "G"), ref_G, "minivae.linear")]
+    return [compare("m", as_array(m, ref_m.shape, "m"), ref_m, "minivae.lecture.linear"),
+            compare("G", as_array(G, ref_G.shape, "G"), ref_G, "minivae.lecture.linear")]
 
 
 def _ppca(mod):
@@ -73,11 +73,11 @@ def _ppca(mod):
         W, mu, s2 = unpack(call(mod, "ppca_fit", X.copy(), d), 3, "ppca_fit")
         W = as_array(W, (X.shape[1], d), "W")
         ref_W, ref_mu, ref_s2 = ref_ppca_fit(X, d)
-        out += [compare(f"W Wᵀ (d={d})", W @ W.T, ref_W @ ref_W.T, "minivae.linear.PPCA"),
+        out += [compare(f"W Wᵀ (d={d})", W @ W.T, ref_W @ ref_W.T, "minivae.lecture.linear.PPCA"),
                 compare(f"mu (d={d})", as_array(mu, ref_mu.shape, "mu"), ref_mu,
-                        "minivae.linear.PPCA"),
+                        "minivae.lecture.linear.PPCA"),
                 compare(f"sigma2 (d={d})", as_array(s2, (), "sigma2"), ref_s2,
-                        "minivae.linear.PPCA")]
+                        "minivae.lecture.linear.PPCA")]
     return out
 
 

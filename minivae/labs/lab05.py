@@ -8,7 +8,7 @@ decoder whose ∂ log p(x|z)/∂z is known in closed form.
 import numpy as np
 
 from .. import gradcheck
-from ..linear import kl_gaussians
+from ..lecture.linear import kl_gaussians
 from ..model import IWAE, VAE
 from .common import LinearGaussianDecoder, mnist, random_params, test_bound, train
 from .core import as_array, call, check_gradient, compare, namespace, unpack
@@ -112,7 +112,7 @@ def _kl_divergence(mod):
     got = as_array(call(mod, "kl_divergence", mean, logvar), (B,), "kl_divergence(...)")
     cov = np.stack([np.diag(np.exp(v)) for v in logvar])
     return [compare("KL", got, kl_gaussians(mean, cov, np.zeros((B, D)), np.eye(D)),
-                    "minivae.linear.kl_gaussians")]
+                    "minivae.lecture.linear.kl_gaussians")]
 
 
 def _kl_grads(mod):

@@ -166,7 +166,7 @@ def run(args):
     bound, _ = evaluate.bound_per_example(model, x_test, k=eval_k, seed=args.seed)
     print(f"   test log-likelihood estimate L_{eval_k} = {bound.mean():.2f} nats "
           f"({n_test} test digits)")
-    from ..commands.latent2d import draw_figures
+    from ..cli.commands.latent2d import draw_figures
     paths = draw_figures(model, x_train, y_train, str(out), args.seed, grid=10 if quick else 20)
     print("   figures: " + ", ".join(str(p) for p in paths))
     print("   manifold.png is E[x|z] on manifold_grid(20): neighbouring z decode to similar "

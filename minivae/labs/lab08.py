@@ -14,7 +14,7 @@ import numpy as np
 
 from ..impute import MIWAEImputer
 from ..likelihoods import Gaussian
-from ..linear import PPCA, posterior
+from ..lecture.linear import PPCA, posterior
 from ..model import IWAE
 from ..ops import logsumexp_weights_reference
 from .common import mnist, random_params
@@ -194,7 +194,7 @@ def _snis_vs_exact(args, rng):
 
 def _miwae(args, rng):
     try:
-        from ..commands.bench_impute import make_problem
+        from ..cli.commands.bench_impute import make_problem
         xfull, xmiss, _ = make_problem()
     except Exception as e:  # scikit-learn (which ships the data) missing: a CommandError
         print(f"\n2. (skipped: {e})")

@@ -13,12 +13,12 @@ docs/training.md.
 import json
 import os
 
-from .. import checkpoint, evaluate, train as training
+from ... import checkpoint, evaluate, train as training
 from .train import _nonnegative_int, _positive_int
 
 
 def add_run_data_arguments(parser):
-    from .. import data
+    from ... import data
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
     parser.add_argument("--data", choices=data.DATASETS, default=None,
                         help="test data (default: the data the run was trained on)")
@@ -79,5 +79,5 @@ def run(args):
                   chunk=args.chunk, model=repr(model))
     print(format_table(result, model, ckpt.epoch))
     out = args.json or os.path.join(args.run_dir, "evaluation.json")
-    training.write_text_atomic(out, json.dumps(result, indent=2) + "\n")
+    checkpoint.atomic_write(out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -13,9 +13,9 @@ import time
 
 import numpy
 
-from .. import backend
-from ..cli import parse_hidden
-from ..model import IWAE
+from ... import backend
+from ...train import parse_hidden
+from ...model import IWAE
 
 
 def add_arguments(p):

@@ -18,17 +18,9 @@ import argparse
 import os
 import time
 
-from .. import csvio
-from ..cli import CommandError, parse_hidden
-from ..impute import DivergenceError, MIWAEImputer
-
-
-def hidden_widths(text):
-    """:func:`minivae.cli.parse_hidden` as an argparse type ("" is no hidden layer)."""
-    try:
-        return parse_hidden(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+from .. import CommandError, csvio, hidden_widths
+from ...checkpoint import atomic_write_many
+from ...impute import MIWAEImputer
 
 
 def add_arguments(parser):
@@ -81,14 +73,12 @@ def run(args):
                            batch_size=args.batch_size, lr=args.lr, n_samples=args.n_samples,
                            seed=args.seed, verbose=args.verbose)
     start = time.perf_counter()
-    try:
-        completed = imputer.fit_transform(table.values, n_imputations=args.n_imputations)
-    except DivergenceError as e:
-        raise CommandError(str(e)) from None
+    completed = imputer.fit_transform(table.values, n_imputations=args.n_imputations)
     if args.n_imputations is None:
         completed = completed[None]
-    csvio.write_csv_atomic([(path, csvio.format_rows(table, c, not args.keep_float))
-                            for path, c in zip(paths, completed)])
+    # All files or none (a failure while writing the third leaves no first and second).
+    atomic_write_many([(path, csvio.to_text(csvio.format_rows(table, c, not args.keep_float)))
+                       for path, c in zip(paths, completed)])
     n, D = table.values.shape
     what = "1 file" if len(paths) == 1 else f"{len(paths)} files"
     print(f"imputed {int(table.missing.sum())} of {n * D} cells ({n} rows x {D} columns) in "

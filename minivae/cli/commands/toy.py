@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from .. import plots_lecture, toy
-from ..toy_encoder import train_encoder
+from ... import plots
+from ...lecture import toy
+from ...lecture.toy import train_encoder
 
 
 def _ints(text):
@@ -54,8 +55,8 @@ def run(args):
     t0 = time.time()
 
     z, x = toy.sample(5000, seed=args.seed)
-    print("wrote", plots_lecture.plot_toy_data(os.path.join(args.out, "toy_data.png"), z, x))
-    print("wrote", plots_lecture.plot_monte_carlo(os.path.join(args.out, "montecarlo.png"),
+    print("wrote", plots.plot_toy_data(os.path.join(args.out, "toy_data.png"), z, x))
+    print("wrote", plots.plot_monte_carlo(os.path.join(args.out, "montecarlo.png"),
                                                   seed=args.seed))
 
     _, xt = toy.sample(args.points, seed=args.seed + 1)
@@ -96,6 +97,6 @@ def run(args):
           f"L_K from {one_reps} draws:")
     for i, k in enumerate(ks):
         print("  " + f"{k:7d}" + "".join(f"{L[i]:>30.5f}" for L in one.values()))
-    path = plots_lecture.plot_toy_importance_sampling(os.path.join(args.out, "toy_is.png"), ks,
+    path = plots.plot_toy_importance_sampling(os.path.join(args.out, "toy_is.png"), ks,
                                                       curves, exact, single=(one, exact[0]))
     print("\nwrote", path, f"({time.time() - t0:.0f} s)")

@@ -9,7 +9,7 @@ while a long run is still training.
 """
 import os
 
-from .. import plots, train as training
+from ... import plots, train as training
 
 
 def add_arguments(parser):

@@ -17,12 +17,11 @@ Exit codes as `minivae train`: 0 done, 1 training diverged, 2 bad input.
 See docs/lecture.md.
 """
 import os
-import sys
 
 import numpy as np
 
-from .. import backend, checkpoint, data, plots, plots_lecture, train as training
-from ..evaluate import posterior_means
+from ... import backend, checkpoint, data, plots, train as training
+from ...evaluate import posterior_means
 
 #: The two latent points of the lecture's slides.
 LECTURE_POINTS = ((-1.2033, 0.5340), (0.0791, -1.8165))
@@ -61,7 +60,7 @@ def draw_figures(model, x_train, y_train, out, seed=0, grid=20):
     """The four figures of the example for a trained 2-D model; returns their paths."""
     if model.z_dim != 2:
         raise ValueError(f"this example needs z_dim = 2, the model has {model.z_dim}")
-    paths = [plots_lecture.plot_decoded_points(os.path.join(out, "lecture_points.png"),
+    paths = [plots.plot_decoded_points(os.path.join(out, "lecture_points.png"),
                                                LECTURE_POINTS,
                                                decoded_images(model, LECTURE_POINTS))]
     path = os.path.join(out, "manifold.png")
@@ -70,13 +69,13 @@ def draw_figures(model, x_train, y_train, out, seed=0, grid=20):
     rng = np.random.default_rng(seed)
     samples = plots.sample_images(model, 64, seed=seed)
     shown = x_train[rng.choice(len(x_train), 64, replace=False)]
-    paths.append(plots_lecture.plot_samples_beside_data(os.path.join(out, "samples.png"),
+    paths.append(plots.plot_samples_beside_data(os.path.join(out, "samples.png"),
                                                         samples, shown))
     n = min(3000, len(x_train))
     xb = data.fixed_binarize(x_train[:n], seed) if model.likelihood.name == "bernoulli" \
         else x_train[:n]
     codes = posterior_means(model, xb)
-    paths.append(plots_lecture.plot_latent_codes(
+    paths.append(plots.plot_latent_codes(
         os.path.join(out, "latent.png"), codes, y_train[:n],
         points=[(f"({a}, {b})", (a, b)) for a, b in LECTURE_POINTS]))
     return paths
@@ -91,11 +90,7 @@ def run(args):
             data=args.data, data_dir=args.data_dir, likelihood="bernoulli", k=args.k,
             z_dim=2, hidden=(args.hidden,), activation="tanh", epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_n=1000)
-        try:
-            training.train(config, args.out, force=args.force, quiet=args.quiet)
-        except training.TrainingDiverged as e:
-            print(f"minivae latent2d: training stopped: {e}", file=sys.stderr)
-            return 1
+        training.train(config, args.out, force=args.force, quiet=args.quiet)
     elif not os.path.isfile(ckpt):
         raise ValueError(f"{ckpt} does not exist: train first (without --plots-only)")
     saved = checkpoint.load(ckpt)

@@ -21,7 +21,7 @@ import time
 
 import numpy
 
-from .. import cuda
+from ... import cuda
 
 SHAPES = ((50, 20), (50, 1000), (5000, 100), (5000, 2000))
 
@@ -117,9 +117,9 @@ def bench_kernels(args):
 
 
 def bench_train_step(args):
-    from .. import backend
-    from ..model import IWAE
-    from ..optim import Adam
+    from ... import backend
+    from ...model import IWAE
+    from ...optim import Adam
 
     model = IWAE(784, 50, hidden=(200, 200), activation="tanh", likelihood="bernoulli",
                  dtype="float32", seed=0)
@@ -159,7 +159,7 @@ def run(args):
     bench_kernels(args)
     if args.skip_train:
         return 0
-    from .. import backend
+    from ... import backend
     if backend.name == "cupy":
         bench_train_step(args)
         return 0

@@ -1,6 +1,6 @@
 """Numeric CSV tables with missing cells, read and written with the standard library's csv.
 
-The format :mod:`minivae.commands.impute` reads: a header line of column names (quoted or not),
+The format :mod:`minivae.cli.commands.impute` reads: a header line of column names (quoted or not),
 then one line per row with as many cells as the header. A cell is missing when it is empty (or
 blank) or is one of the markers in ``MISSING`` in any case: NaN, NA (R's ``write.csv``), N/A,
 #N/A (spreadsheets), null, None, <NA> (pandas) and ? (the UCI repository); every other cell
@@ -12,10 +12,9 @@ same float64 — or, in a column whose observed cells are all integers (a count,
 to the nearest integer (unless the caller asks for floats).
 """
 import csv
+import io
 import math
-import os
 import re
-import tempfile
 
 import numpy
 
@@ -129,29 +128,8 @@ def format_rows(table, completed, round_integers=True):
     return rows
 
 
-def write_csv_atomic(outputs):
-    """Write several CSV files, all or none: ``outputs`` is a list of (path, rows).
-
-    Each file is written to a temporary file in its target directory and renamed over the
-    target only once every file has been written, so that a failure leaves no partial output.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    tmps = []
-    try:
-        for path, rows in outputs:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                       prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-            tmps.append(tmp)
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-                csv.writer(f, lineterminator="\n").writerows(rows)
-            os.chmod(tmp, 0o666 & ~umask)            # mkstemp makes 0600; a CSV is not secret
-        for tmp, (path, _) in zip(tmps, outputs):
-            os.replace(tmp, path)
-        tmps = []
-    finally:
-        for tmp in tmps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+def to_text(rows):
+    """CSV text of ``rows`` (lists of cells), one line per row."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()

@@ -23,8 +23,8 @@ import os
 import re
 import time
 
-from .. import checkpoint, evaluate, train as training
-from ..cli import parse_hidden
+from ... import checkpoint, evaluate, train as training
+from ...train import parse_hidden
 from .train import _nonnegative_int, _positive_int
 
 #: Burda et al. (2016), Table 1, MNIST, one stochastic layer: k -> (NLL, active units).
@@ -48,7 +48,7 @@ def parse_models(text):
 
 
 def add_arguments(parser):
-    from .. import data
+    from ... import data
     parser.add_argument("--data", choices=data.DATASETS, default="mnist",
                         help="training and test data (default: mnist, the paper's; "
                         "mnist-subset for a quick trial)")
@@ -159,7 +159,7 @@ def run(args):
         r = evaluate.evaluate(model, x_test, k=args.k_eval, chunk=args.chunk, seed=0,
                               index=index)
         r.update(epoch=ckpt.epoch, data=args.data, objective=objective, train_k=k)
-        training.write_text_atomic(os.path.join(run_dir, "evaluation.json"),
+        checkpoint.atomic_write(os.path.join(run_dir, "evaluation.json"),
                                    json.dumps(r, indent=2) + "\n")
         results[(objective, k)] = r
     table = format_table(results, args, len(rd.x_test))
@@ -170,6 +170,6 @@ def run(args):
                "results": [dict(r, model=f"{o}-k{k}") for (o, k), r in results.items()],
                "table": table}
     path = os.path.join(args.out, "reproduce.json")
-    training.write_text_atomic(path, json.dumps(summary, indent=2) + "\n")
+    checkpoint.atomic_write(path, json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
         print(f"wrote {path}")

@@ -14,7 +14,7 @@ Writes PNG files (matplotlib's Agg backend, no display needed):
 """
 import os
 
-from .. import plots, train as training
+from ... import plots, train as training
 from .evaluate import add_run_data_arguments, load_run
 from .train import _nonnegative_int, _positive_int
 

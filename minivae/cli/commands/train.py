@@ -13,11 +13,10 @@ See docs/training.md.
 """
 import argparse
 import os
-import sys
 
-from .. import train as training
-from ..cli import parse_hidden
-from ..train import TrainConfig
+from ... import train as training
+from .. import Interrupted, hidden_widths
+from ...train import TrainConfig
 
 D = TrainConfig.__dataclass_fields__
 
@@ -54,7 +53,7 @@ def _positive_float(text):
 
 def add_model_arguments(parser):
     """The options that define a run, with None defaults (so a resume can tell what was given)."""
-    from .. import data
+    from ... import data
     g = parser.add_argument_group("data")
     g.add_argument("--data", choices=data.DATASETS, default=None,
                    help=f"training data (default: {D['data'].default}, shipped with minivae)")
@@ -76,7 +75,7 @@ def add_model_arguments(parser):
                    "form (the expectation estimated with --k samples)")
     g.add_argument("--z-dim", type=_positive_int, default=None,
                    help=f"latent dimension d (default: {D['z_dim'].default})")
-    g.add_argument("--hidden", type=str, default=None, metavar="W1,W2,...",
+    g.add_argument("--hidden", type=hidden_widths, default=None, metavar="W1,W2,...",
                    help="hidden layer widths of the encoder, reversed for the decoder; empty "
                    "for affine maps (default: 200,200, Burda et al.'s 784-200-200-50)")
     g.add_argument("--activation", choices=("tanh", "relu", "softplus"), default=None,
@@ -127,7 +126,7 @@ def config_overrides(args):
     for name in D:
         value = getattr(args, name, None)
         if value is not None:
-            given[name] = parse_hidden(value) if name == "hidden" else value
+            given[name] = value
     return given
 
 
@@ -140,15 +139,11 @@ def run(args):
     try:
         summary = training.train(config, args.out, resume=args.resume, force=args.force,
                                  quiet=args.quiet, plots=not args.no_plots)
-    except training.TrainingDiverged as e:
-        print(f"minivae train: training stopped: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         ckpt = os.path.join(args.out, training.CHECKPOINT)
-        hint = (f"; {ckpt} holds the last completed epoch: continue with `minivae train "
-                f"--out {args.out} --resume`" if os.path.isfile(ckpt) else "")
-        print(f"minivae train: interrupted{hint}", file=sys.stderr)
-        return 130
+        raise Interrupted(f"{ckpt} holds the last completed epoch: continue with `minivae "
+                          f"train --out {args.out} --resume`" if os.path.isfile(ckpt)
+                          else "") from None
     if not args.quiet:
         last = summary["last"]
         if last is None:

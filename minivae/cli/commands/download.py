@@ -7,7 +7,7 @@ t10k-labels-idx1-ubyte.gz; .gz or uncompressed) into the directory by hand inste
 """
 import os
 
-from .. import data
+from ... import data
 
 
 def add_arguments(parser):
