@@ -1,0 +1,171 @@
+"""A denoising diffusion probabilistic model (Ho, Jain & Abbeel 2020): one object for training,
+bounding the likelihood and sampling, built from the pieces of this package.
+
+    model = DDPM(x_dim=2, T=100, hidden=(128, 128))
+    loss, grads = model.loss_and_grads(x0)       # L_simple and ∂L_simple/∂θ (loss.py)
+    opt.step({n: -g for n, g in grads.items()})  # minivae's optimizers ascend
+    bound = model.bound(x_test)                  # −L_vlb ≤ log p_θ(x_0), nats per example
+    x = model.sample(100, sampler="ddim")
+
+The parameters are the denoiser's (denoiser.py) in ``params``, live arrays that an optimizer
+updates in place, as :class:`minivae.IWAE`'s. ``rng`` (the backend's generator) draws the steps
+t and noises ε of training; evaluation and sampling take their own generators, so that scoring
+a model never changes its training stream.
+"""
+import numpy
+
+from .. import backend
+from ..backend import xp
+from .denoiser import denoiser_backward, denoiser_forward, init_denoiser
+from .loss import simple_loss
+from .sampling import SAMPLERS, ancestral_sample, ddim_sample
+from .schedule import SCHEDULES, Schedule
+from .forward import q_sample
+from .vlb import DECODERS, bits_per_dim, vlb_term, vlb_terms, prior_kl
+
+ACTIVATIONS = ("relu", "tanh", "softplus")
+DTYPES = ("float32", "float64")
+
+
+def _choice(what, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
+    return value
+
+
+def _positive_int(what, v, minimum=1):
+    if isinstance(v, bool) or not isinstance(v, (int, numpy.integer)) or v < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+class DDPM:
+    """A diffusion model over (N, x_dim) data with an ε-predicting MLP denoiser.
+
+    x_dim : data dimension D.
+    T : number of diffusion steps (latent layers x_1..x_T).
+    schedule : "linear" or "cosine" β_t (schedule.py).
+    variance : σ_t² of the reverse steps, "beta" (β_t) or "posterior" (β̃_t).
+    hidden, time_dim, activation : the denoiser (denoiser.py): hidden widths, the time
+        embedding's dimension E (even), and the hidden activation.
+    decoder : "gaussian" (continuous data, a density) or "discretized" (8-bit data scaled to
+        [−1, 1], a probability; samples are then clipped to [−1, 1]).
+    dtype : "float32" or "float64" (gradient checks). seed : initialisation and ``rng``.
+    """
+
+    def __init__(self, x_dim, T=1000, schedule="linear", variance="beta", hidden=(256, 256),
+                 time_dim=64, activation="relu", decoder="gaussian", dtype="float32", seed=0):
+        self.x_dim = _positive_int("x_dim", x_dim)
+        self.hidden = tuple(_positive_int("hidden width", h) for h in hidden)
+        self.time_dim = _positive_int("time_dim", time_dim, 2)
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even, got {time_dim}")
+        self.activation = _choice("activation", activation, ACTIVATIONS)
+        self.decoder = _choice("decoder", decoder, DECODERS)
+        self.dtype = _choice("dtype", numpy.dtype(dtype).name if dtype in DTYPES else dtype,
+                             DTYPES)
+        self.schedule = Schedule(T, _choice("schedule", schedule, SCHEDULES), variance)
+        self.seed = seed
+        self.params = init_denoiser(self.x_dim, self.hidden, self.time_dim, seed, self.dtype)
+        self.rng = backend.default_rng(seed)
+
+    @property
+    def T(self):
+        return self.schedule.T
+
+    @property
+    def clip(self):
+        """Where x̂_0 is clipped while sampling: 8-bit images live in [−1, 1]."""
+        return 1.0 if self.decoder == "discretized" else None
+
+    def get_config(self):
+        """The constructor's arguments: ``DDPM(**model.get_config())`` rebuilds it."""
+        return {"x_dim": self.x_dim, "T": self.T, "schedule": self.schedule.kind,
+                "variance": self.schedule.variance, "hidden": list(self.hidden),
+                "time_dim": self.time_dim, "activation": self.activation,
+                "decoder": self.decoder, "dtype": self.dtype, "seed": self.seed}
+
+    @property
+    def n_params(self):
+        return sum(int(p.size) for p in self.params.values())
+
+    def __repr__(self):
+        return "DDPM(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
+
+    # ------------------------------------------------------------------ the denoiser
+    def predict_eps(self, xt, t):
+        """ε̂ = ε_θ(x_t, t): xt (N, D), t (N,) ints in 1..T -> (N, D)."""
+        return denoiser_forward(xt, t, self.params, self.activation)[0]
+
+    def _check_x(self, x0):
+        x0 = backend.asarray(x0, dtype=self.dtype)
+        if x0.ndim != 2 or x0.shape[1] != self.x_dim:
+            raise ValueError(f"x must have shape (N, {self.x_dim}), got {tuple(x0.shape)}")
+        if x0.shape[0] == 0:
+            raise ValueError("x is empty")
+        if not bool(xp.isfinite(x0).all()):
+            raise ValueError("x holds NaN or inf")
+        return x0
+
+    # ------------------------------------------------------------------ training
+    def loss_and_grads(self, x0, t=None, eps=None, check=True):
+        """L_simple on the minibatch x0 (N, D) and its gradient for every parameter.
+
+        t (N,) ints in 1..T and eps (N, D) default to fresh draws from ``self.rng``
+        (t ~ U{1..T}, ε ~ N(0, I)); pass them to fix the noise (gradient checks).
+        Returns (loss as a 0-d array, grads: dict name -> array like params).
+        """
+        x0 = self._check_x(x0) if check else x0
+        n = x0.shape[0]
+        if t is None:
+            t = (self.rng.random(n, dtype=xp.float64) * self.T).astype(xp.int64) + 1
+        if eps is None:
+            eps = self.rng.standard_normal(x0.shape, dtype=self.dtype)
+        xt = q_sample(x0, t, eps, self.schedule)                        # (N, D)
+        eps_hat, cache = denoiser_forward(xt, t, self.params, self.activation)
+        loss, deps_hat = simple_loss(eps_hat, eps)
+        grads = {}
+        denoiser_backward(deps_hat, cache, grads)
+        return loss, grads
+
+    # ------------------------------------------------------------------ the bound
+    def vlb_terms(self, x0, rng):
+        """The terms of L_vlb (nats), (N, T + 1): column 0 = L_T, column t = the step-t term."""
+        return vlb_terms(self.predict_eps, self._check_x(x0), self.schedule, self.decoder, rng)
+
+    def bound(self, x0, rng=None, n_t=None):
+        """−L_vlb(x_0) ≤ log p_θ(x_0) per example, in nats (N,).
+
+        n_t None sums all T terms (T evaluations of the denoiser). An int n_t estimates the
+        sum over t without bias from n_t uniform draws of t per example (T · the mean of the
+        drawn terms), for cheap monitoring. rng defaults to a generator seeded with 0.
+        """
+        x0 = self._check_x(x0)
+        rng = backend.default_rng(0) if rng is None else rng
+        if n_t is None:
+            return -self.vlb_terms(x0, rng).sum(axis=1)
+        n_t = _positive_int("n_t", n_t)
+        total = prior_kl(x0, self.schedule)
+        for _ in range(n_t):
+            t = (rng.random(x0.shape[0], dtype=xp.float64) * self.T).astype(xp.int64) + 1
+            eps = rng.standard_normal(x0.shape, dtype=self.dtype)
+            total = total + (self.T / n_t) * vlb_term(self.predict_eps, x0, t, eps,
+                                                      self.schedule, self.decoder)
+        return -total
+
+    def bits_per_dim(self, x0, rng=None, n_t=None):
+        """−bound / (D ln 2) per example: bits per dimension (of the 8-bit image for the
+        discretized decoder)."""
+        return bits_per_dim(-self.bound(x0, rng, n_t), self.x_dim)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n, sampler="ancestral", steps=50, rng=None):
+        """n samples (n, D) from the ancestral chain or DDIM with ``steps`` steps."""
+        n = _positive_int("n", n)
+        rng = backend.default_rng(0) if rng is None else rng
+        shape = (n, self.x_dim)
+        if _choice("sampler", sampler, SAMPLERS) == "ddim":
+            return ddim_sample(self.predict_eps, self.schedule, shape, rng, self.dtype,
+                               steps=_positive_int("steps", steps), clip=self.clip)
+        return ancestral_sample(self.predict_eps, self.schedule, shape, rng, self.dtype,
+                                clip=self.clip)

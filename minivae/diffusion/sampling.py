@@ -1,0 +1,60 @@
+"""Drawing from a trained diffusion model: ancestral sampling, and DDIM's deterministic path.
+
+Ancestral sampling runs the learned decoder chain from pure noise (Ho et al. 2020, Alg. 2):
+
+    x_T ~ N(0, I);   x_{t−1} = μ_θ(x_t, t) + σ_t z,  z ~ N(0, I),  for t = T, …, 1,
+
+with no noise added at the last step (the sample is the decoder's mean μ_θ(x_1, 1) = x̂_0).
+
+DDIM (Song, Meng & Ermon 2021) keeps the same trained ε_θ but walks a deterministic path
+(η = 0) on a subsequence τ_S > … > τ_1 of the steps: with x̂_0 = (x_τ − √(1 − ᾱ_τ) ε̂)/√ᾱ_τ,
+
+    x_{τ'} = √ᾱ_{τ'} x̂_0 + √(1 − ᾱ_{τ'}) ε̂       (τ' the next step down; ᾱ_0 = 1),
+
+i.e. it re-noises the current guess of x_0 to the lower level with the *same* noise direction
+instead of fresh noise. The only randomness is x_T, so the map noise → sample is a function,
+and S ≪ T steps (e.g. 50 of 1000) already give good samples.
+
+``predict_eps(x_t, t) -> ε̂`` is the denoiser; ``clip`` (1.0 for images in [−1, 1]) clips x̂_0.
+"""
+import numpy
+
+from ..backend import xp
+from .forward import predict_x0, reverse_mean_var
+
+SAMPLERS = ("ancestral", "ddim")
+
+
+def ancestral_sample(predict_eps, schedule, shape, rng, dtype, clip=None):
+    """Ho et al.'s Algorithm 2: an (N, D) array of samples x_0 (``shape`` = (N, D))."""
+    x = rng.standard_normal(shape, dtype=dtype)
+    for step in range(schedule.T, 0, -1):
+        t = xp.full(shape[0], step, dtype=xp.int64)
+        mean, var = reverse_mean_var(x, t, predict_eps(x, t), schedule, clip)
+        x = mean if step == 1 else mean + xp.sqrt(var) * rng.standard_normal(shape, dtype=dtype)
+    return x
+
+
+def ddim_steps(T, steps):
+    """The subsequence τ of DDIM: ``steps`` times evenly spread over 1..T, descending."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"DDIM steps must be between 1 and T = {T}, got {steps}")
+    return numpy.unique(numpy.round(numpy.linspace(1, T, steps)).astype(int))[::-1]
+
+
+def ddim_sample(predict_eps, schedule, shape, rng, dtype, steps=50, clip=None):
+    """DDIM with η = 0: deterministic given x_T ~ N(0, I) (drawn from rng); (N, D) samples."""
+    x = rng.standard_normal(shape, dtype=dtype)
+    taus = ddim_steps(schedule.T, steps)
+    ab = schedule.alpha_bar
+    for i, step in enumerate(taus):
+        t = xp.full(shape[0], int(step), dtype=xp.int64)
+        eps_hat = predict_eps(x, t)
+        x0_hat = predict_x0(x, t, eps_hat, schedule)
+        if clip is not None:
+            x0_hat = xp.clip(x0_hat, -clip, clip)
+            # the noise direction consistent with the clipped x̂_0
+            eps_hat = (x - ab[step] ** 0.5 * x0_hat) / (1 - ab[step]) ** 0.5
+        ab_next = ab[taus[i + 1]] if i + 1 < len(taus) else 1.0
+        x = ab_next ** 0.5 * x0_hat + (1 - ab_next) ** 0.5 * eps_hat
+    return x

@@ -1,0 +1,93 @@
+"""Finite-difference checks (float64, relative error < 1e-6) of the diffusion model's gradients:
+the time embedding, the denoiser (parameters, x_t and t), the simple loss, and the whole
+L_simple step of DDPM.loss_and_grads at fixed t and ε."""
+import numpy as np
+import pytest
+
+from minivae import backend
+from minivae.diffusion import (DDPM, denoiser_backward, denoiser_forward, simple_loss,
+                               time_embedding_backward, time_embedding_forward)
+from minivae.diffusion.denoiser import init_denoiser
+from minivae.gradcheck import check_function, check_layer, format_report, max_error
+
+TOL = 1e-6
+
+
+def assert_passes(report):
+    assert max_error(report) < TOL, "\n" + format_report(report)
+
+
+def dev(a):
+    return backend.asarray(np.asarray(a, dtype=np.float64))
+
+
+@pytest.mark.parametrize("t_scale", [1.0, 300.0])
+def test_time_embedding(t_scale):
+    rng = np.random.default_rng(0)
+    inputs = {"t": dev(rng.random(7) * t_scale)}
+
+    def forward(t):
+        return time_embedding_forward(t, 12)
+    assert_passes(check_layer(forward, lambda dout, cache: {"t": time_embedding_backward(dout, cache)},
+                              inputs))
+
+
+def test_time_embedding_rejects_odd_dimension():
+    with pytest.raises(ValueError, match="even"):
+        time_embedding_forward(dev([1.0]), 5)
+
+
+def random_params(x_dim, hidden, time_dim, seed):
+    rng = np.random.default_rng(seed)
+    params = init_denoiser(x_dim, hidden, time_dim, seed, "float64")
+    for p in params.values():          # random biases keep ReLU kinks away from the stencil
+        p[...] = dev(0.5 * rng.standard_normal(p.shape))
+    return params
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softplus"])
+@pytest.mark.parametrize("hidden", [(), (6,), (5, 4)])
+def test_denoiser(activation, hidden):
+    rng = np.random.default_rng(1)
+    params = random_params(3, hidden, 4, seed=2)
+    x, t = dev(rng.standard_normal((6, 3))), dev(rng.random(6) * 5)
+    dout = dev(rng.standard_normal((6, 3)))
+    eps_hat, cache = denoiser_forward(x, t, params, activation)
+    grads = {}
+    dx, dt = denoiser_backward(dout, cache, grads)
+    grads.update(x=dx, t=dt)
+
+    def f():
+        return float((denoiser_forward(x, t, params, activation)[0] * dout).sum())
+    inputs = dict(params, x=x, t=t)
+    assert_passes(check_function(f, inputs, grads))
+
+
+def test_simple_loss():
+    rng = np.random.default_rng(3)
+    eps_hat, eps = dev(rng.standard_normal((5, 4))), dev(rng.standard_normal((5, 4)))
+    _, deps_hat = simple_loss(eps_hat, eps)
+    assert_passes(check_function(lambda: float(simple_loss(eps_hat, eps)[0]),
+                                 {"eps_hat": eps_hat}, {"eps_hat": deps_hat}))
+    # the value itself: the mean of the squared errors over examples and coordinates
+    loss = float(simple_loss(eps_hat, eps)[0])
+    ref = np.mean((backend.to_numpy(eps_hat) - backend.to_numpy(eps)) ** 2)
+    assert abs(loss - ref) < 1e-12
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_ddpm_loss_and_grads(schedule):
+    """The whole training step: q_sample -> denoiser -> L_simple -> backward, at fixed t, ε."""
+    rng = np.random.default_rng(4)
+    model = DDPM(x_dim=3, T=20, schedule=schedule, hidden=(5, 4), time_dim=6,
+                 activation="tanh", dtype="float64", seed=0)
+    for p in model.params.values():
+        p[...] = dev(0.5 * rng.standard_normal(p.shape))
+    x0 = dev(rng.standard_normal((8, 3)))
+    t = backend.asarray(rng.integers(1, 21, size=8))
+    eps = dev(rng.standard_normal((8, 3)))
+    _, grads = model.loss_and_grads(x0, t=t, eps=eps)
+
+    def f():
+        return float(model.loss_and_grads(x0, t=t, eps=eps)[0])
+    assert_passes(check_function(f, model.params, grads))
