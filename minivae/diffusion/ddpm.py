@@ -12,31 +12,16 @@ updates in place, as :class:`minivae.IWAE`'s. ``rng`` (the backend's generator) 
 t and noises ε of training; evaluation and sampling take their own generators, so that scoring
 a model never changes its training stream.
 """
-import numpy
-
-from .. import backend
+from .. import backend, validate
 from ..backend import xp
 from .denoiser import denoiser_backward, denoiser_forward, init_denoiser
 from .loss import simple_loss
 from .sampling import SAMPLERS, ancestral_sample, ddim_sample
-from .schedule import SCHEDULES, Schedule
+from .schedule import Schedule
 from .forward import q_sample
 from .vlb import DECODERS, bits_per_dim, vlb_term, vlb_terms, prior_kl
 
 ACTIVATIONS = ("relu", "tanh", "softplus")
-DTYPES = ("float32", "float64")
-
-
-def _choice(what, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
-    return value
-
-
-def _positive_int(what, v, minimum=1):
-    if isinstance(v, bool) or not isinstance(v, (int, numpy.integer)) or v < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {v!r}")
-    return int(v)
 
 
 class DDPM:
@@ -55,17 +40,16 @@ class DDPM:
 
     def __init__(self, x_dim, T=1000, schedule="linear", variance="beta", hidden=(256, 256),
                  time_dim=64, activation="relu", decoder="gaussian", dtype="float32", seed=0):
-        self.x_dim = _positive_int("x_dim", x_dim)
-        self.hidden = tuple(_positive_int("hidden width", h) for h in hidden)
-        self.time_dim = _positive_int("time_dim", time_dim, 2)
+        self.x_dim = validate.positive_int("x_dim", x_dim)
+        self.hidden = validate.hidden(hidden)
+        self.time_dim = validate.integer("time_dim", time_dim, minimum=2)
         if self.time_dim % 2:
-            raise ValueError(f"time_dim must be even, got {time_dim}")
-        self.activation = _choice("activation", activation, ACTIVATIONS)
-        self.decoder = _choice("decoder", decoder, DECODERS)
-        self.dtype = _choice("dtype", numpy.dtype(dtype).name if dtype in DTYPES else dtype,
-                             DTYPES)
-        self.schedule = Schedule(T, _choice("schedule", schedule, SCHEDULES), variance)
-        self.seed = seed
+            raise ValueError(f"time_dim must be even (as many cosines as sines), got {time_dim}")
+        self.activation = validate.choice("activation", activation, ACTIVATIONS)
+        self.decoder = validate.choice("decoder", decoder, DECODERS)
+        self.dtype = validate.dtype(dtype)
+        self.schedule = Schedule(T, schedule, variance)
+        self.seed = validate.seed("seed", seed)
         self.params = init_denoiser(self.x_dim, self.hidden, self.time_dim, seed, self.dtype)
         self.rng = backend.default_rng(seed)
 
@@ -98,14 +82,9 @@ class DDPM:
         return denoiser_forward(xt, t, self.params, self.activation)[0]
 
     def _check_x(self, x0):
-        x0 = backend.asarray(x0, dtype=self.dtype)
-        if x0.ndim != 2 or x0.shape[1] != self.x_dim:
-            raise ValueError(f"x must have shape (N, {self.x_dim}), got {tuple(x0.shape)}")
-        if x0.shape[0] == 0:
-            raise ValueError("x is empty")
-        if not bool(xp.isfinite(x0).all()):
-            raise ValueError("x holds NaN or inf")
-        return x0
+        x0 = validate.finite_real_array("x", backend.asarray(x0), self.dtype)
+        validate.shape("x", x0, (None, self.x_dim))
+        return validate.nonempty("x", x0)
 
     # ------------------------------------------------------------------ training
     def loss_and_grads(self, x0, t=None, eps=None, check=True):
@@ -144,7 +123,7 @@ class DDPM:
         rng = backend.default_rng(0) if rng is None else rng
         if n_t is None:
             return -self.vlb_terms(x0, rng).sum(axis=1)
-        n_t = _positive_int("n_t", n_t)
+        n_t = validate.positive_int("n_t", n_t)
         total = prior_kl(x0, self.schedule)
         for _ in range(n_t):
             t = (rng.random(x0.shape[0], dtype=xp.float64) * self.T).astype(xp.int64) + 1
@@ -161,11 +140,11 @@ class DDPM:
     # ------------------------------------------------------------------ sampling
     def sample(self, n, sampler="ancestral", steps=50, rng=None):
         """n samples (n, D) from the ancestral chain or DDIM with ``steps`` steps."""
-        n = _positive_int("n", n)
+        n = validate.positive_int("n", n)
         rng = backend.default_rng(0) if rng is None else rng
         shape = (n, self.x_dim)
-        if _choice("sampler", sampler, SAMPLERS) == "ddim":
+        if validate.choice("sampler", sampler, SAMPLERS) == "ddim":
             return ddim_sample(self.predict_eps, self.schedule, shape, rng, self.dtype,
-                               steps=_positive_int("steps", steps), clip=self.clip)
+                               steps=validate.positive_int("steps", steps), clip=self.clip)
         return ancestral_sample(self.predict_eps, self.schedule, shape, rng, self.dtype,
                                 clip=self.clip)

@@ -23,9 +23,10 @@ backend in the model's dtype, ready to broadcast against (N, D) arrays.
 """
 import numpy
 
-from .. import backend
+from .. import backend, validate
 
 SCHEDULES = ("linear", "cosine")
+VARIANCES = ("beta", "posterior")
 
 
 def linear_betas(T, beta_1=1e-4, beta_T=0.02):
@@ -59,13 +60,9 @@ class Schedule:
     """
 
     def __init__(self, T=1000, kind="linear", variance="beta"):
-        if isinstance(T, bool) or not isinstance(T, (int, numpy.integer)) or T < 2:
-            raise ValueError(f"T must be an integer >= 2, got {T!r}")
-        if kind not in SCHEDULES:
-            raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
-        if variance not in ("beta", "posterior"):
-            raise ValueError(f"unknown variance {variance!r}; choose one of beta, posterior")
-        self.T, self.kind, self.variance = int(T), kind, variance
+        self.T = validate.integer("T", T, minimum=2)
+        self.kind = validate.choice("schedule", kind, SCHEDULES)
+        self.variance = validate.choice("variance", variance, VARIANCES)
         betas = linear_betas(self.T) if kind == "linear" else cosine_betas(self.T)
         self.beta = numpy.concatenate([[0.0], betas])
         self.alpha = 1.0 - self.beta
