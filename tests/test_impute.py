@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import read_rows, run_cli
-from minivae import backend, csvio
+from minivae import backend
+from minivae.cli import csvio
 from minivae.impute import MIWAEImputer, NotFittedError
 from minivae.ops import logsumexp_weights
 

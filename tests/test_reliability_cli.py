@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import read_rows, run_cli
-from minivae import csvio
+from minivae.cli import csvio
 
 FAST = ["--z-dim", "2", "--hidden", "8", "--epochs", "3", "--n-samples", "20"]
 
