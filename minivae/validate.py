@@ -75,6 +75,14 @@ def seed(name, value):
     return operator.index(value)
 
 
+def generator(name, value):
+    """A NumPy Generator from what ``numpy.random.default_rng`` accepts and nothing else:
+    None (fresh entropy), an integer >= 0, a SeedSequence or a Generator (used as it is)."""
+    if value is None or isinstance(value, (numpy.random.SeedSequence, numpy.random.Generator)):
+        return numpy.random.default_rng(value)
+    return numpy.random.default_rng(seed(name, value))
+
+
 def real(name, value, above=None, at_least=None, below=None, at_most=None):
     """``value`` as a finite Python float within the given bounds.
 

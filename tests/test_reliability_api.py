@@ -61,3 +61,81 @@ def test_an_imputation_beyond_float64_is_refused_not_written_as_inf():
     imp = MIWAEImputer(**SMALL).fit(X)
     assert np.isfinite(imp.scale_).all()
     one_line_error(r"overflows float64", imp._from_standard, np.array([[5.0, 0.0]]))
+
+
+# ---------------------------------------------------------------- the linear-Gaussian models
+# (items 5, 6, 7 and 10 for PPCA and factor analysis)
+from minivae.lecture.linear import PPCA, FactorAnalysis  # noqa: E402
+
+
+def low_rank(n=50, p=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2)) @ rng.standard_normal((2, p)) + \
+        0.3 * rng.standard_normal((n, p))
+
+
+@pytest.mark.parametrize("make,name", [(lambda: PPCA(None), "n_components"),
+                                       (lambda: PPCA(2.5), "n_components"),
+                                       (lambda: PPCA(2, ddof=True), "ddof"),
+                                       (lambda: FactorAnalysis(None), "n_components"),
+                                       (lambda: FactorAnalysis(2, max_iter="5"), "max_iter"),
+                                       (lambda: FactorAnalysis(2, tol=None), "tol"),
+                                       (lambda: FactorAnalysis(2, seed=None), "seed"),
+                                       (lambda: FactorAnalysis(2, min_noise=-1), "min_noise")])
+def test_linear_models_constructor_errors_are_value_errors_naming_the_argument(make, name):
+    one_line_error(name, make)
+
+
+@pytest.mark.parametrize("model", [PPCA(2), FactorAnalysis(2)])
+def test_linear_models_empty_batch_and_complex_data(model):
+    X = low_rank()
+    model.fit(X)
+    one_line_error(r"X is empty", model.score, X[:0])
+    one_line_error(r"complex", type(model)(2).fit, X + 1j)
+    one_line_error(r"complex", model.score, X + 0j)
+    one_line_error(r"strings", model.score, X.astype(str))
+
+
+def test_sample_needs_a_whole_number_of_rows():
+    model = PPCA(2).fit(low_rank())
+    one_line_error(r"^n must be a positive integer, got 2.7", model.sample, 2.7)
+    one_line_error(r"^seed must be", model.sample, 3, seed=-1)
+    assert model.sample(np.int64(3), seed=0).shape == (3, 6)
+
+
+def test_factor_analysis_refuses_constant_data():
+    one_line_error(r"constant", FactorAnalysis(2).fit, np.ones((10, 6)))
+    X = low_rank()
+    X[:, 4] = 7.0
+    one_line_error(r"column 4 is constant", FactorAnalysis(2).fit, X)
+
+
+@pytest.mark.parametrize("cls", [PPCA, FactorAnalysis])
+def test_huge_data_are_fitted_in_scale_or_refused_as_overflow(cls):
+    X = low_rank()
+    small = cls(2).fit(X)
+    # 1e100: the variances (1e200) fit in float64; the fit is the same model, rescaled.
+    big = cls(2).fit(X * 1e100)
+    np.testing.assert_allclose(big.mean_, small.mean_ * 1e100, rtol=1e-9)
+    np.testing.assert_allclose(np.abs(big.components_), np.abs(small.components_) * 1e100,
+                               rtol=1e-5)
+    want = small.score(X) - X.shape[1] * np.log(1e100)            # log-density of x/1e100
+    assert big.score(X * 1e100) == pytest.approx(want, rel=1e-9)
+    # 1e200: the variances (1e400) do not: say so, not "contains infs or NaNs".
+    msg = one_line_error(r"overflows float64", cls(2).fit, X * 1e200)
+    assert "NaN" not in msg and "inf" not in msg
+
+
+def test_scoring_far_outside_the_model_is_refused_not_minus_inf():
+    model = PPCA(2).fit(low_rank())
+    one_line_error(r"overflows float64", model.score, np.full((2, 6), 1e200))
+
+
+# ---------------------------------------------------------------- the other lecture models
+def test_lecture_sample_sizes_are_whole_numbers():
+    from minivae.lecture import montecarlo, toy
+    one_line_error(r"^n must be a positive integer", toy.sample, 2.7)
+    one_line_error(r"^k must be a positive integer", toy.is_log_marginal, [[0.0, 0.0]], 2.5)
+    one_line_error(r"^k must be a positive integer", montecarlo.simple_monte_carlo,
+                   np.exp, lambda k, rng: rng.standard_normal(k), 1.5, np.random.default_rng(0))
+    assert toy.sample(np.int64(3), seed=0)[1].shape == (3, 2)

@@ -42,6 +42,17 @@ def test_seed_accepts_large_and_numpy_integers():
     assert validate.seed("seed", np.int32(4)) == 4
 
 
+def test_generator_from_seeds_sequences_and_generators():
+    g = np.random.default_rng(5)
+    assert validate.generator("seed", g) is g
+    a = validate.generator("seed", 3).random()
+    assert a == np.random.default_rng(3).random()
+    assert validate.generator("seed", np.random.SeedSequence(3)).random() == a
+    assert isinstance(validate.generator("seed", None), np.random.Generator)
+    for bad in (1.5, -1, "3", True):
+        one_line_error(r"^seed must be an integer >= 0", validate.generator, "seed", bad)
+
+
 @pytest.mark.parametrize("value", [1e-3, 1, np.float32(1e-3), np.float64(0.5), np.int64(2),
                                    np.array(0.01)])
 def test_positive_real_accepts_numbers_and_numpy_scalars(value):

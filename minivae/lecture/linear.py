@@ -20,7 +20,7 @@ host: these models are small demonstrations, not part of the GPU path.
 import numpy as np
 import scipy.linalg
 
-from .. import backend
+from .. import backend, validate
 from ..model import IWAE
 from ..optim import Adam
 
@@ -122,20 +122,41 @@ def _mean_loglike_from_cov(S, W, psi):
 
 # --- the estimators ------------------------------------------------------------------------------
 
+def _centred_in_units(X):
+    """(Xc, mean, c): the centred data in units of c, Xc = (X - mean) / c, with c a power of two
+    near max |x|, so that every |Xc| < 4.
+
+    In these units squares and sums of squares cannot overflow, and dividing by a power of two
+    is exact: the covariance c² XcᵀXc / n is the same number as before wherever that was
+    finite, and for data of size 1e200 it is computed (or refused by name) instead of being inf.
+    """
+    size = float(np.max(np.abs(X)))
+    c = float(np.ldexp(1.0, np.frexp(size)[1] - 1)) if size > 0 else 1.0   # |X / c| < 2
+    mean = (X / c).mean(axis=0)
+    return X / c - mean, mean * c, c
+
+
+def _scaled_back(name, value, c):
+    """value · c² (a variance back in the data's units), refusing an overflow by name."""
+    with np.errstate(over="ignore"):
+        out = value * c * c
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"X's {name} overflows float64 (the data, up to about {c:.3g}, are "
+                         "too large to be squared); rescale X")
+    return out
+
+
 class _LinearGaussian:
     """Shared by PPCA and FactorAnalysis once fitted: W = components_.T, mu = mean_, psi."""
 
     def __init__(self, n_components):
-        if int(n_components) != n_components or n_components < 1:
-            raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
-        self.n_components = int(n_components)
+        self.n_components = validate.positive_int("n_components", n_components)
 
     def _check_X(self, X, fitting=False):
-        X = np.asarray(X, dtype=float)
+        X = validate.finite_real_array("X", X, "float64")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X holds NaN or infinite values")
+        validate.nonempty("X", X)
         if fitting:
             if not self.n_components < X.shape[1]:
                 raise ValueError(f"n_components={self.n_components} must be smaller than the "
@@ -165,7 +186,12 @@ class _LinearGaussian:
     def score_samples(self, X):
         """log p(x_n) under the fitted model for each row of X (n, p), shape (n,)."""
         X = self._check_X(X)
-        return log_marginal(X, self.components_.T, self.mean_, self._psi)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = log_marginal(X, self.components_.T, self.mean_, self._psi)
+        if not np.all(np.isfinite(out)):
+            raise ValueError("the log-likelihood of X overflows float64 (X is too many "
+                             "standard deviations from the model's mean)")
+        return out
 
     def score(self, X, y=None):
         """The mean log-likelihood per sample, (1/n) sum_n log p(x_n) (scikit-learn's score)."""
@@ -184,11 +210,14 @@ class _LinearGaussian:
         return self.fit(X).transform(X)
 
     def sample(self, n, seed=None):
-        """n draws x = W z + mu + e, z ~ N(0, I_d), e ~ N(0, Psi): shape (n, p)."""
+        """n draws x = W z + mu + e, z ~ N(0, I_d), e ~ N(0, Psi): shape (n, p).
+
+        seed : an integer, or None for fresh entropy (a different draw each call)."""
         self._check_fitted()
-        rng = np.random.default_rng(seed)
-        z = rng.standard_normal((int(n), self.n_components))
-        e = rng.standard_normal((int(n), self.mean_.shape[0])) * np.sqrt(self._psi)
+        n = validate.positive_int("n", n)
+        rng = validate.generator("seed", seed)
+        z = rng.standard_normal((n, self.n_components))
+        e = rng.standard_normal((n, self.mean_.shape[0])) * np.sqrt(self._psi)
         return z @ self.components_ + self.mean_ + e
 
 
@@ -214,20 +243,18 @@ class PPCA(_LinearGaussian):
 
     def __init__(self, n_components, ddof=0):
         super().__init__(n_components)
-        if ddof not in (0, 1):
-            raise ValueError(f"ddof must be 0 (maximum likelihood) or 1 (scikit-learn's PCA), "
-                             f"got {ddof!r}")
-        self.ddof = ddof
+        self.ddof = validate.choice("ddof", ddof, (0, 1))   # ML, or scikit-learn's PCA
 
     def fit(self, X, y=None):
         X = self._check_X(X, fitting=True)
         n, p = X.shape
         d = self.n_components
-        self.mean_ = X.mean(axis=0)
+        Xc, self.mean_, c = _centred_in_units(X)
         # The SVD of the centred data gives the eigen decomposition of S without forming it.
-        _, s, Vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
         lam = np.zeros(p)
         lam[:s.size] = s ** 2 / (n - self.ddof)                 # n <= p: the rest are zero
+        lam = _scaled_back("variance", lam, c)
         self.noise_variance_ = float(np.mean(lam[d:]))
         if self.noise_variance_ <= 0:
             raise ValueError("the data have no variance outside the top n_components "
@@ -257,18 +284,24 @@ class FactorAnalysis(_LinearGaussian):
 
     def __init__(self, n_components, max_iter=1000, tol=1e-8, seed=0, min_noise=1e-8):
         super().__init__(n_components)
-        if max_iter < 1:
-            raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
-        self.max_iter, self.tol, self.seed, self.min_noise = int(max_iter), tol, seed, min_noise
+        self.max_iter = validate.positive_int("max_iter", max_iter)
+        self.tol = validate.real("tol", tol, at_least=0)
+        self.seed = validate.seed("seed", seed)
+        self.min_noise = validate.positive_real("min_noise", min_noise)
 
     def fit(self, X, y=None):
         X = self._check_X(X, fitting=True)
         n, p = X.shape
         d = self.n_components
-        self.mean_ = X.mean(axis=0)
-        Xc = X - self.mean_
-        S = Xc.T @ Xc / n
+        Xc, self.mean_, c = _centred_in_units(X)
+        S = _scaled_back("covariance", Xc.T @ Xc / n, c)
         var = np.diag(S).copy()
+        constant = np.flatnonzero(var == 0)
+        if constant.size:
+            # psi_j -> 0 makes the likelihood unbounded: no maximum-likelihood fit exists.
+            raise ValueError(f"X's column {constant[0]} is constant ({constant.size} constant "
+                             "column(s)): factor analysis needs every feature to vary; drop "
+                             "constant columns")
         # A floor on psi keeps Psi^-1 finite when a feature is (nearly) explained by the factors
         # (a "Heywood case"), relative to the feature's scale.
         floor = self.min_noise * np.maximum(var, np.finfo(float).tiny)

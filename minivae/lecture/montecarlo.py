@@ -20,6 +20,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import validate
+
 #: An estimate and the estimated variance of the estimator (the sample variance of the K terms
 #: divided by K: its square root is the standard error).
 Estimate = namedtuple("Estimate", "value variance")
@@ -34,8 +36,7 @@ def _estimate(terms):
 
 def simple_monte_carlo(f, sample_p, k, rng):
     """Î_MC = (1/K) Σ f(x_k), x_k ~ p. ``sample_p(k, rng)`` returns K draws (along axis 0)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    k = validate.positive_int("k", k)
     return _estimate(f(sample_p(k, rng)))
 
 
@@ -44,8 +45,7 @@ def importance_sampling(f, log_p, sample_q, log_q, k, rng):
 
     ``log_p`` and ``log_q`` are log-densities; ``sample_q(k, rng)`` returns K draws from q.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    k = validate.positive_int("k", k)
     x = sample_q(k, rng)
     return _estimate(f(x) * np.exp(log_p(x) - log_q(x)))
 

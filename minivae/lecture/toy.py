@@ -33,7 +33,7 @@ import numpy as np
 import scipy.integrate
 from scipy.special import logsumexp, softmax
 
-from .. import backend
+from .. import backend, validate
 from ..layers import affine_backward, affine_forward, mlp_backward, mlp_forward
 from ..optim import Adam
 
@@ -113,9 +113,10 @@ def grad_z_log_joint(x, z):
 
 def sample(n, seed=None):
     """n draws (z, x) from the model: z (n,), x (n, 2)."""
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal(int(n))
-    x = decoder_mean(z) + decoder_std(z) * rng.standard_normal((int(n), 2))
+    n = validate.positive_int("n", n)
+    rng = validate.generator("seed", seed)
+    z = rng.standard_normal(n)
+    x = decoder_mean(z) + decoder_std(z) * rng.standard_normal((n, 2))
     return z, x
 
 
@@ -224,9 +225,10 @@ def is_log_marginal(x, k, proposal="prior", mean=None, std=None, seed=None):
         per-point arrays (n,), e.g. the posterior's moments or an encoder's output).
     Its expectation over the draws is the IWAE bound L_K(x) ≤ log p(x) (Jensen), rising with K.
     """
-    x = np.atleast_2d(np.asarray(x, dtype=float))
-    rng = np.random.default_rng(seed)
-    eps = rng.standard_normal((int(k), len(x)))
+    x = np.atleast_2d(validate.finite_real_array("x", x, "float64"))
+    k = validate.positive_int("k", k)
+    rng = validate.generator("seed", seed)
+    eps = rng.standard_normal((k, len(x)))
     if proposal == "prior":
         z, log_q = eps, log_prior(eps)
     elif proposal == "gaussian":
