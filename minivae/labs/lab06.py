@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from .. import backend, gradcheck, toy
+from .. import backend, gradcheck
+from ..lecture import toy
 from ..model import IWAE
 from ..ops import logsumexp_weights_reference
 from .common import LinearGaussianDecoder, mnist, random_params, test_bound, train
