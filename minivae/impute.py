@@ -35,8 +35,10 @@ from .likelihoods import StudentT
 from .model import IWAE
 from .ops import logsumexp_weights
 from .optim import Adam
-from .train import Diverged
+from .train import Diverged, train_epoch
 
+#: The observation models for real-valued tables (the choices of ``likelihood``).
+LIKELIHOODS = ("student_t", "gaussian")
 #: Adam's ε: Kingma & Ba's and TensorFlow 1's (the authors' notebooks), not minivae's default
 #: 1e-4 (Burda et al.'s setting for MNIST), so that the benchmark follows the authors' recipe.
 ADAM_EPS = 1e-8
@@ -103,7 +105,7 @@ class MIWAEImputer:
                  k=20, epochs=500, batch_size=64, lr=1e-3, n_samples=10000, chunk_size=2 ** 16,
                  dtype="float32", seed=0, verbose=0):
         # Real-valued data: the likelihoods with a location and a scale.
-        self.likelihood = validate.choice("likelihood", likelihood, ("student_t", "gaussian"))
+        self.likelihood = validate.choice("likelihood", likelihood, LIKELIHOODS)
         self.z_dim = validate.positive_int("z_dim", z_dim)
         self.hidden = validate.hidden(hidden)
         self.activation = validate.choice("activation", activation, ACTIVATIONS)
@@ -172,19 +174,20 @@ class MIWAEImputer:
         model, n = self.model_, x.shape[0]
         opt = Adam(model.params, lr=self.lr, eps=ADAM_EPS)
         n_batches = max(1, -(-n // self.batch_size))
+
+        def objective(idx):
+            return model.bound_and_grads(x[idx], self.k, mask=m[idx], check=False)
+
         for epoch in range(1, self.epochs + 1):
             # Random reshuffling; array_split gives batches of equal size ± 1 (as the authors'
             # notebooks), so no epoch ends with a tiny, noisy batch.
-            total = 0.0
-            for idx in numpy.array_split(self._rng.permutation(n), n_batches):
-                idx = backend.asarray(idx)
-                bound, grads = model.bound_and_grads(x[idx], self.k, mask=m[idx], check=False)
-                opt.step(grads)
-                total = total + bound * len(idx)
-            bound = float(total) / n                      # one device sync per epoch
-            if not numpy.isfinite(bound):
-                raise DivergenceError(f"MIWAE training diverged at epoch {epoch} (the bound is "
-                                      f"{bound}); try a smaller learning rate (lr={self.lr:g})")
+            batches = (backend.asarray(idx) for idx in
+                       numpy.array_split(self._rng.permutation(n), n_batches))
+            try:            # the bound is read once, at the end of the epoch (one device sync)
+                bound = train_epoch(objective, opt, batches)
+            except Diverged as e:
+                raise Diverged(f"MIWAE training diverged at epoch {epoch} ({e}); try a smaller "
+                               f"learning rate (lr={self.lr:g})") from None
             self.history_.append(bound)
             if self.verbose > 0 and (epoch % self.verbose == 0 or epoch == self.epochs):
                 print(f"epoch {epoch}/{self.epochs}: MIWAE bound {bound:.4f}", file=sys.stderr)

@@ -332,3 +332,40 @@ def plot_latent_codes(path, codes, labels=None, points=()):
     ax.set_title("encoder means E_q[z|x] of training images", fontsize=9)
     fig.tight_layout()
     return _save(fig, path, tight=False)
+
+
+# ------------------------------------------------------------------------------ the 2-D example
+
+#: The two latent points of the lecture's slides.
+LECTURE_POINTS = ((-1.2033, 0.5340), (0.0791, -1.8165))
+
+
+def decoded_images(model, z):
+    """E[x|z] = Sigmoid(f(z)) for z (m, 2): the Bernoulli means as an (m, 784) host array."""
+    return backend.to_numpy(model.observation_mean(backend.asarray(np.asarray(z, dtype=float),
+                                                                   dtype=model.dtype)))
+
+
+def save_latent2d_figures(model, x_train, y_train, out, seed=0, grid=20):
+    """The four figures of the example for a trained 2-D model; returns their paths."""
+    if model.z_dim != 2:
+        raise ValueError(f"this example needs z_dim = 2, the model has {model.z_dim}")
+    paths = [plot_decoded_points(os.path.join(out, "lecture_points.png"),
+                                       LECTURE_POINTS, decoded_images(model, LECTURE_POINTS))]
+    path = os.path.join(out, "manifold.png")
+    save_manifold(model, path, n=grid)
+    paths.append(path)
+    rng = np.random.default_rng(seed)
+    samples = sample_images(model, 64, seed=seed)
+    shown = x_train[rng.choice(len(x_train), 64, replace=False)]
+    paths.append(plot_samples_beside_data(os.path.join(out, "samples.png"), samples, shown))
+    from .data import fixed_binarize
+    from .evaluate import posterior_means
+    n = min(3000, len(x_train))
+    xb = fixed_binarize(x_train[:n], seed) if model.likelihood.name == "bernoulli" \
+        else x_train[:n]
+    codes = posterior_means(model, xb)
+    paths.append(plot_latent_codes(
+        os.path.join(out, "latent.png"), codes, y_train[:n],
+        points=[(f"({a}, {b})", (a, b)) for a, b in LECTURE_POINTS]))
+    return paths

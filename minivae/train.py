@@ -1,74 +1,52 @@
-"""Training a model on MNIST: the configuration, the learning-rate schedule, the loop, resuming.
+"""Training a model: the configuration, the learning-rate schedule, the one training loop.
 
-One *run* lives in one directory (RUN_DIR):
+- :class:`TrainConfig`  everything that defines a training run on MNIST: the single source of
+                        its defaults, choices (read from the registries ``ACTIVATIONS``,
+                        ``LIKELIHOODS``, ``DTYPES``) and validation (:mod:`minivae.validate`),
+                        with named presets (:data:`PRESETS`: Burda et al.'s schedule, the
+                        lecture's 2-D latent example);
+- :func:`learning_rate` the schedule (constant, or Burda et al.'s);
+- :func:`train_epoch`   the one loop of gradient ascent on a bound, generic over the objective:
+                        ``objective(batch) -> (value, grads)``, then ``optimizer.step(grads)``.
+                        The MNIST runs, the labs, :class:`minivae.MIWAEImputer`, the linear
+                        bridge and the toy encoder all train through it;
+- :class:`Run`          the live state of an MNIST run (model, Adam, the three generators,
+                        epoch) and its checkpoint; :meth:`Run.train_epoch` is one pass;
+- :class:`Diverged`     the one divergence exception: a NaN or inf stops training.
 
-- ``config.json``     the training configuration (:class:`TrainConfig`), for people to read;
-- ``checkpoint.npz``  the state after the last completed epoch (:mod:`minivae.checkpoint`):
-                      parameters, Adam's moments and step count, the three random generators
-                      (the model's noise ε, the minibatch shuffling, the dynamic binarization),
-                      the configuration and the epoch. Written atomically after every epoch
-                      (and once before the first), so it is always a complete, usable state;
-- ``metrics.jsonl``   one JSON object per epoch (see :func:`epoch_metrics`);
-- ``curves.png``      the training curves, drawn at the end.
-
-Exact resumption: everything random in an epoch is drawn from those three generators, whose
-states are in the checkpoint, and the learning rate is a function of the epoch. So training
-N epochs, stopping, and resuming to M epochs gives bit-for-bit the parameters of an
-uninterrupted M-epoch run. (The per-epoch test bound uses its own fixed noise, see
+Exact resumption: everything random in an epoch of a :class:`Run` is drawn from its three
+generators, whose states are in the checkpoint, and the learning rate is a function of the
+epoch. So training N epochs, stopping, and resuming to M epochs gives bit-for-bit the parameters
+of an uninterrupted M-epoch run. (The per-epoch test bound uses its own fixed noise, see
 :mod:`minivae.evaluate`, and never touches the training generators.)
 
-A NaN or inf in the bound (or in a parameter) stops training with :class:`TrainingDiverged`;
-the checkpoint on disk is then the last good state, since a checkpoint is only written after
-an epoch that ended finite.
+The run directory (checkpoint.npz, metrics.jsonl, config.json, curves.png), its resume rules,
+and progress bars belong to the command line: :mod:`minivae.cli.runs`.
 """
 import dataclasses
-import json
-import math
-import os
-import sys
-import time
 
 import numpy as np
 
-from . import backend, checkpoint, data, evaluate
+from . import backend, checkpoint, data, evaluate, validate
 from .backend import xp
-from .model import IWAE, VAE
+from .data import BINARIZATIONS, DATASETS, ENV_VAR
+from .layers import ACTIVATIONS
+from .likelihoods import LIKELIHOODS
+from .model import DTYPES, IWAE, VAE
 from .optim import Adam
-
-CHECKPOINT = "checkpoint.npz"
-METRICS = "metrics.jsonl"
-CONFIG = "config.json"
-CURVES = "curves.png"
-#: Files a run owns: what ``force`` removes and what marks a directory as holding a run.
-RUN_FILES = (CHECKPOINT, METRICS, CONFIG, CURVES, "evaluation.json")
 
 SCHEDULES = ("constant", "burda")
 DEFAULT_EPOCHS = 30
 BURDA_STAGES = 8                                   # i = 0..7, 3^i passes each
 BURDA_PASSES = sum(3 ** i for i in range(BURDA_STAGES))     # 3280
 #: Seed of the one fixed binarization of the test set used to evaluate dynamically binarized
-#: runs: independent of --seed, so that every such run is scored on the same binary images.
+#: runs: independent of the run's seed, so that every such run is scored on the same images.
 TEST_BINARIZATION_SEED = 0
 #: Seed of the noise ε of the per-epoch test bound (fixed: the curve is not jittered by ε).
 TEST_NOISE_SEED = 0
-PROGRESS_EVERY = 25                                # steps between progress-bar updates
-
-
-def parse_hidden(text):
-    """'200,200' -> (200, 200); '' or 'none' -> () (affine encoder and decoder).
-
-    The one parser of hidden widths written as text; bad widths raise ValueError.
-    """
-    text = text.strip().lower()
-    if text in ("", "none"):
-        return ()
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise ValueError(f"hidden wants comma-separated widths like 200,200, got {text!r}")
-    if any(w < 1 for w in widths):
-        raise ValueError(f"hidden widths must be positive, got {text!r}")
-    return widths
+#: Steps between two reads of an MNIST epoch's running bound (one device sync each): to show
+#: progress and to stop early on a NaN.
+CHECK_EVERY = 25
 
 
 class Diverged(ArithmeticError):
@@ -83,6 +61,11 @@ TrainingDiverged = Diverged        # the name of earlier versions
 
 # ------------------------------------------------------------------------------ configuration
 
+def _option(default, help, choices=None):
+    """A TrainConfig field: its default, its help text and (for a choice) the allowed values."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run (saved in the checkpoint and config.json).
@@ -94,27 +77,40 @@ class TrainConfig:
     constant schedule and all 3280 passes for Burda's. ``eval_n`` test images (None: all; 0:
     none; spread evenly over the test set) are scored with L_{eval_k} (eval_k None: ``k``)
     after every epoch.
+
+    Every field's help text and choices are in its metadata: the command line's options are
+    generated from them (:mod:`minivae.cli.options`).
     """
-    data: str = "mnist-subset"
-    data_dir: str = None
-    binarize: str = None
-    likelihood: str = "bernoulli"
-    k: int = 5
-    analytic_kl: bool = False
-    z_dim: int = 50
-    hidden: tuple = (200, 200)
-    activation: str = "tanh"
-    dtype: str = "float32"
-    epochs: int = None
-    batch_size: int = 20
-    lr: float = 1e-3
-    schedule: str = "constant"
-    seed: int = 0
-    eval_n: int = None
-    eval_k: int = None
+    data: str = _option("mnist-subset", "training data (mnist-subset ships with minivae)",
+                        DATASETS)
+    data_dir: str = _option(None, f"directory of the four MNIST IDX files for data mnist "
+                            f"(default: ${ENV_VAR})")
+    binarize: str = _option(None, "dynamic: a fresh Bernoulli draw of every pixel at every "
+                            "minibatch (Burda et al.); fixed: drawn once from the seed; none: "
+                            "grey levels in [0, 1] (default: dynamic for bernoulli, none "
+                            "otherwise)", BINARIZATIONS)
+    likelihood: str = _option("bernoulli", "observation model p(x|z)", tuple(LIKELIHOODS))
+    k: int = _option(5, "importance samples K of the bound L_K; 1 is the VAE")
+    analytic_kl: bool = _option(False, "train the VAE bound E_q[log p(x|z)] - KL(q||p) with "
+                                "the KL in closed form (the expectation estimated with k "
+                                "samples)")
+    z_dim: int = _option(50, "latent dimension d")
+    hidden: tuple = _option((200, 200), "hidden layer widths of the encoder, reversed for the "
+                            "decoder; empty for affine maps (Burda et al.'s 784-200-200-50)")
+    activation: str = _option("tanh", "hidden activation", tuple(ACTIVATIONS))
+    dtype: str = _option("float32", "floating point type", DTYPES)
+    epochs: int = _option(None, f"passes over the training data (default: {DEFAULT_EPOCHS}, "
+                          f"or all {BURDA_PASSES} of the burda schedule)")
+    batch_size: int = _option(20, "minibatch size (Burda et al.'s)")
+    lr: float = _option(1e-3, "Adam learning rate; the burda schedule starts there")
+    schedule: str = _option("constant", "constant, or burda: 3^i passes at lr * 10^(-i/7) for "
+                            f"i = 0..7 ({BURDA_PASSES} passes; cut short by epochs)", SCHEDULES)
+    seed: int = _option(0, "seeds the initialisation, the noise, the shuffling and the "
+                        "binarization")
+    eval_n: int = _option(None, "test images scored after every epoch (default: all; 0: none)")
+    eval_k: int = _option(None, "K of the per-epoch test bound (default: k)")
 
     def __post_init__(self):
-        self.hidden = tuple(int(h) for h in self.hidden)
         if self.binarize is None:
             self.binarize = "dynamic" if self.likelihood == "bernoulli" else "none"
         if self.epochs is None:
@@ -124,33 +120,28 @@ class TrainConfig:
         self.validate()
 
     def validate(self):
-        """One-line ValueError for anything a run cannot use (the model checks the rest)."""
-        def need(ok, what):
-            if not ok:
-                raise ValueError(what)
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-        need(self.data in data.DATASETS, f"unknown data {self.data!r}; choose one of "
-             f"{', '.join(data.DATASETS)}")
-        need(self.binarize in data.BINARIZATIONS, f"unknown binarization {self.binarize!r}; "
-             f"choose one of {', '.join(data.BINARIZATIONS)}")
-        need(not (self.likelihood == "bernoulli" and self.binarize == "none"),
-             "likelihood bernoulli needs binary data: use --binarize dynamic or fixed")
-        need(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of "
-             f"{', '.join(SCHEDULES)}")
+        """Check (and normalise) every field through :mod:`minivae.validate`; one-line
+        ValueError naming the field for anything a run cannot use."""
+        for f in dataclasses.fields(self):
+            if f.metadata["choices"] is not None:
+                setattr(self, f.name, validate.choice(f.name, getattr(self, f.name),
+                                                      f.metadata["choices"]))
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ValueError(f"data_dir must be a path, got {self.data_dir!r}")
+        self.analytic_kl = validate.boolean("analytic_kl", self.analytic_kl)
+        self.hidden = validate.hidden(self.hidden)
         for name in ("k", "eval_k", "z_dim", "batch_size"):
-            v = getattr(self, name)
-            need(is_int(v) and v >= 1, f"{name} must be an integer >= 1, got {v!r}")
-        need(is_int(self.epochs) and self.epochs >= 0,
-             f"epochs must be an integer >= 0, got {self.epochs!r}")
-        need(not (self.schedule == "burda" and self.epochs > BURDA_PASSES),
-             f"the burda schedule has {BURDA_PASSES} passes; got epochs={self.epochs}")
-        need(self.eval_n is None or (is_int(self.eval_n) and self.eval_n >= 0),
-             f"eval_n must be an integer >= 0, got {self.eval_n!r}")
-        need(isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0,
-             f"lr must be a positive number, got {self.lr!r}")
-        need(is_int(self.seed) and self.seed >= 0, f"seed must be an integer >= 0, "
-             f"got {self.seed!r}")
+            setattr(self, name, validate.positive_int(name, getattr(self, name)))
+        self.epochs = validate.nonnegative_int("epochs", self.epochs)
+        if self.eval_n is not None:
+            self.eval_n = validate.nonnegative_int("eval_n", self.eval_n)
+        self.lr = validate.positive_real("lr", self.lr)
+        self.seed = validate.seed("seed", self.seed)
+        if self.likelihood == "bernoulli" and self.binarize == "none":
+            raise ValueError("likelihood bernoulli needs binary data: binarize dynamic or fixed")
+        if self.schedule == "burda" and self.epochs > BURDA_PASSES:
+            raise ValueError(f"the burda schedule has {BURDA_PASSES} passes; got "
+                             f"epochs={self.epochs}")
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -162,34 +153,26 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-
-#: Options a resumed run may change; everything else must match the saved configuration.
-RESUMABLE_OVERRIDES = ("epochs", "data_dir", "eval_n", "eval_k")
-
-
-def config_for_resume(run_dir, overrides):
-    """The saved configuration of the run in ``run_dir`` with ``overrides`` applied (see
-    :func:`resume_config`)."""
-    check_run_dir(run_dir, resume=True)
-    ckpt = checkpoint.load(os.path.join(run_dir, CHECKPOINT))
-    return resume_config(TrainConfig.from_dict(ckpt.train_config), overrides)
+    @classmethod
+    def preset(cls, name, **overrides):
+        """The configuration of a named preset (:data:`PRESETS`) with ``overrides``."""
+        validate.choice("preset", name, PRESETS)
+        return cls(**dict(PRESETS[name], **overrides))
 
 
-def resume_config(saved, overrides):
-    """The configuration of a resumed run: ``saved`` (a TrainConfig) with ``overrides`` (dict
-    of options given on the command line) applied where allowed; a differing value of any other
-    option is a ValueError (a resumed run cannot silently change its model or data)."""
-    changes = {}
-    for name, value in overrides.items():
-        if name in RESUMABLE_OVERRIDES:
-            changes[name] = value
-        elif value != getattr(saved, name) and not (name == "hidden"
-                                                    and tuple(value) == saved.hidden):
-            allowed = ", ".join("--" + o.replace("_", "-") for o in RESUMABLE_OVERRIDES)
-            raise ValueError(f"--{name.replace('_', '-')} {value!r} differs from the run's "
-                             f"{getattr(saved, name)!r}; a resumed run keeps its configuration "
-                             f"(only {allowed} may change)")
-    return dataclasses.replace(saved, **changes)
+#: Named configurations: field -> value, the rest at TrainConfig's defaults.
+PRESETS = {
+    # Burda, Grosse & Salakhutdinov (2016), section 5 and Table 1: MNIST, one stochastic layer
+    # 784-200-200-50, tanh, Bernoulli, dynamic binarization, batch 20, Adam (ε = 1e-4) at
+    # 1e-3 · 10^(-i/7) for 3^i passes, i = 0..7.
+    "burda": dict(data="mnist", binarize="dynamic", likelihood="bernoulli", k=5, z_dim=50,
+                  hidden=(200, 200), activation="tanh", dtype="float32", batch_size=20,
+                  lr=1e-3, schedule="burda"),
+    # The lecture's binary-MNIST example with a 2-D latent space: f(z) = Sigmoid(V tanh(Wz +
+    # b) + β), H = 500, trained with the VAE bound L_1.
+    "latent2d": dict(likelihood="bernoulli", k=1, z_dim=2, hidden=(500,), activation="tanh",
+                     epochs=50, batch_size=100, lr=1e-3, eval_n=1000),
+}
 
 
 # ------------------------------------------------------------------------------ schedule
@@ -207,6 +190,59 @@ def learning_rate(config, epoch):
     while epoch >= (3 ** (i + 1) - 1) // 2 and i < BURDA_STAGES - 1:
         i += 1
     return config.lr * 10 ** (-i / 7)
+
+
+# ------------------------------------------------------------------------------ the loop
+
+def train_epoch(objective, optimizer, batches, check_every=None, on_progress=None,
+                on_step=None, history=None):
+    """One pass of gradient ascent on a bound: the one training loop of minivae.
+
+    objective : ``objective(batch) -> (value, grads)``: the bound averaged over the batch (a
+        float or a 0-d backend array) and its gradient, a dict over ``optimizer``'s parameters
+        (``grads`` None skips the step, e.g. for a draw whose gradient is not finite).
+    optimizer : :class:`minivae.optim.Adam` or ``SGD`` (ascent: it adds ``lr`` times its step).
+    batches : an iterable of batches, each with a ``len`` (e.g. index arrays); the mean is
+        weighted by it.
+    check_every : read the running mean (one device-to-host sync) every that many steps, to
+        stop early on a NaN and report progress; it is always read at the end.
+    on_progress : ``on_progress(n_examples_seen, running_mean)``, at each read.
+    on_step : ``on_step(step)`` after every step (1-based), e.g. to decay the learning rate.
+    history : a list to append every step's value to, as a float (one sync per step).
+
+    Returns the mean of the values over the epoch (float). Raises :class:`Diverged` when it is
+    NaN or inf at a read, so at most ``check_every`` steps are taken past the first non-finite
+    value (the caller keeps the last good state: a checkpoint, or a copy of the parameters).
+    """
+    total = xp.zeros((), dtype=np.float64)       # stays on the device between reads
+    seen = step = 0
+    for step, batch in enumerate(batches, 1):
+        value, grads = objective(batch)
+        if grads is not None:
+            optimizer.step(grads)
+        total += value * len(batch)
+        seen += len(batch)
+        if history is not None:
+            history.append(float(value))
+        if on_step is not None:
+            on_step(step)
+        if check_every and step % check_every == 0:
+            _read(total, seen, step, on_progress)
+    return _read(total, seen, step, on_progress) if seen else 0.0
+
+
+def _read(total, seen, step, on_progress):
+    mean = float(total) / seen
+    if not np.isfinite(mean):
+        raise Diverged(f"the training bound became {mean} (by step {step})")
+    if on_progress is not None:
+        on_progress(seen, mean)
+    return mean
+
+
+def all_finite(params):
+    """True when every parameter is finite (one sync per parameter)."""
+    return all(bool(xp.isfinite(p).all()) for p in params.values())
 
 
 # ------------------------------------------------------------------------------ data
@@ -238,7 +274,7 @@ def load_data(config, name=None, data_dir=None):
     return RunData(ds.x_train, x_test, ds.y_test, ds.source)
 
 
-# ------------------------------------------------------------------------------ the run
+# ------------------------------------------------------------------------------ a run
 
 def _derived_seed(seed, stream):
     """An independent integer seed for generator number ``stream`` of a run."""
@@ -292,37 +328,26 @@ class Run:
                         self.epoch, self.config.to_dict())
 
 
-def _all_finite(params):
-    return all(bool(xp.isfinite(p).all()) for p in params.values())
+    def train_epoch(self, x_train, on_progress=None):
+        """One pass over the shuffled training set (:func:`train_epoch`, reading the bound every
+        :data:`CHECK_EVERY` steps). Returns the mean minibatch bound; the caller advances
+        ``epoch`` once the pass is known good."""
+        cfg, model = self.config, self.model
+        self.optimizer.lr = learning_rate(cfg, self.epoch)
+        batches = data.epoch_batches(len(x_train), cfg.batch_size, self.shuffle_rng)
+        first = [True]
 
+        def objective(idx):
+            xb = data.make_batch(x_train, idx, cfg.binarize, self.binarize_rng)
+            # The first minibatch of an epoch is validated (binary, finite, right width); the
+            # data are the same kind ever after, so the other steps skip the checks and syncs.
+            check, first[0] = first[0], False
+            return model.bound_and_grads(xb, cfg.k, check=check)
 
-def train_epoch(run, x_train, on_progress=None):
-    """One pass over the shuffled training set. Returns the mean minibatch bound (float).
-
-    The running sum stays on the device; it is read (a sync) only every PROGRESS_EVERY steps,
-    to show it and to stop early on NaN, and at the end. ``on_progress(n_examples, running
-    mean)`` is called then (e.g. to update a progress bar).
-    """
-    cfg, model = run.config, run.model
-    total = xp.zeros((), dtype=np.float64)
-    seen = 0
-    batches = data.epoch_batches(len(x_train), cfg.batch_size, run.shuffle_rng)
-    for step, idx in enumerate(batches, 1):
-        xb = data.make_batch(x_train, idx, cfg.binarize, run.binarize_rng)
-        # The first minibatch of an epoch is validated (binary, finite, right width); the data
-        # are the same kind ever after, so the other steps skip the checks and their syncs.
-        value, grads = model.bound_and_grads(xb, cfg.k, check=step == 1)
-        run.optimizer.step(grads)
-        total += value * len(idx)
-        seen += len(idx)
-        if step % PROGRESS_EVERY == 0 or step == len(batches):
-            mean = float(total) / seen
-            if not math.isfinite(mean):
-                raise Diverged(f"the training bound became {mean} in epoch "
-                                       f"{run.epoch + 1} (by step {step})")
-            if on_progress is not None:
-                on_progress(seen, mean)
-    return float(total) / max(seen, 1)
+        try:
+            return train_epoch(objective, self.optimizer, batches, CHECK_EVERY, on_progress)
+        except Diverged as e:
+            raise Diverged(f"{e} in epoch {self.epoch + 1}") from None
 
 
 def epoch_test_bound(run, x_test):
@@ -336,195 +361,3 @@ def epoch_test_bound(run, x_test):
     return float(bound.mean())
 
 
-# ------------------------------------------------------------------------------ run directory
-
-def read_metrics(path):
-    """The list of per-epoch metric dicts in a metrics.jsonl ([] if there is no file).
-
-    A last line cut short (a crash while appending) is skipped; any other bad line is a
-    ValueError naming the file and line.
-    """
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    rows = []
-    for i, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines):
-                break
-            row = None
-        if not isinstance(row, dict) or not {"epoch", "train_bound", "lr"} <= set(row):
-            raise ValueError(f"{path} line {i}: not a metrics record; corrupt file?")
-        rows.append(row)
-    return rows
-
-
-def check_run_dir(run_dir, resume=False, force=False):
-    """Check what RUN_DIR holds against what was asked, changing nothing.
-
-    New run: RUN_DIR must not hold a run already, unless ``force``. Resume: RUN_DIR must hold
-    a checkpoint. Returns the run files present (which ``force`` will delete).
-    """
-    ckpt = os.path.join(run_dir, CHECKPOINT)
-    if resume and force:
-        raise ValueError("--resume and --force contradict each other: resume keeps the run, "
-                         "force starts it over")
-    if resume:
-        if not os.path.isfile(ckpt):
-            raise ValueError(f"cannot resume: {ckpt} does not exist (start a new run without "
-                             "--resume)")
-        return []
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ValueError(f"{run_dir} exists and is not a directory")
-    present = [f for f in RUN_FILES if os.path.exists(os.path.join(run_dir, f))]
-    if present and not force:
-        raise ValueError(f"{run_dir} already holds a run ({', '.join(present)}); pass --resume "
-                         "to continue it, --force to start over, or choose another --out")
-    return present
-
-
-class _Reporter:
-    """Progress bar (tqdm, on a terminal only) and one line per epoch (unless quiet)."""
-
-    def __init__(self, quiet, n_train, stream=None):
-        self.quiet, self.n_train = quiet, n_train
-        self.stream = stream or sys.stdout
-        self.bar = None
-
-    def start_epoch(self, epoch, epochs, k):
-        if self.quiet:
-            return
-        from tqdm.auto import tqdm
-        # disable=None: tqdm shows the bar only on a terminal, so logs and pipes stay clean.
-        self.bar = tqdm(total=self.n_train, desc=f"epoch {epoch + 1}/{epochs}", unit="ex",
-                        unit_scale=True, leave=False, disable=None, dynamic_ncols=True)
-        self.k, self.done = k, 0
-
-    def progress(self, seen, mean):
-        if self.bar is not None:
-            self.bar.update(seen - self.done)
-            self.done = seen
-            self.bar.set_postfix_str(f"L_{self.k}={mean:.2f}", refresh=False)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def end_epoch(self, m, epochs):
-        self.close()
-        if not self.quiet:
-            test = "" if m["test_bound"] is None else \
-                f"  test L_{m['test_k']} {m['test_bound']:.3f}"
-            print(f"epoch {m['epoch']}/{epochs}  train L_{m['k']} {m['train_bound']:.3f}{test}"
-                  f"  lr {m['lr']:.3g}  {m['time']:.1f} s ({m['examples_per_s']:.0f} ex/s)",
-                  file=self.stream, flush=True)
-
-    def line(self, text):
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
-
-
-def epoch_metrics(run, train_bound, test, lr, seconds, eval_seconds, elapsed, n_train, n_test):
-    """One line of metrics.jsonl.
-
-    epoch (1-based, completed passes), k, train_bound (mean over the epoch's minibatches of
-    the training objective, with the parameters as they were at each step, on the dynamically
-    binarized data), test_bound (L_test_k averaged over test_n test images spread evenly over
-    the test set, at the end of the epoch; null if eval_n = 0), lr, time (s for the epoch's
-    training steps), eval_time (s for the test bound), elapsed (s of training since the run began, over all
-    sessions), examples_per_s.
-    """
-    return {"epoch": run.epoch, "k": run.config.k, "train_bound": train_bound,
-            "test_bound": test, "test_k": run.config.eval_k, "test_n": n_test, "lr": lr,
-            "time": round(seconds, 3), "eval_time": round(eval_seconds, 3),
-            "elapsed": round(elapsed, 3),
-            "examples_per_s": round(n_train / seconds, 1) if seconds > 0 else None}
-
-
-def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, stream=None):
-    """Train (or resume) a run in ``run_dir``; returns a summary dict.
-
-    config : a :class:`TrainConfig` (for a resumed run: the saved one with the allowed
-        overrides, see :func:`resume_config`). Raises ValueError/OSError for bad input (before
-        anything is written), :class:`TrainingDiverged` on NaN/inf.
-    """
-    stale = check_run_dir(run_dir, resume, force)
-    ckpt_path = os.path.join(run_dir, CHECKPOINT)
-    metrics_path = os.path.join(run_dir, METRICS)
-    if config.data == "mnist":
-        # Record where the files are (not just "$MINIVAE_DATA"), for evaluate and sample.
-        config = dataclasses.replace(
-            config, data_dir=os.path.abspath(data.resolve_data_dir(config.data_dir)))
-    rd = load_data(config)
-    run = (Run.restore(checkpoint.load(ckpt_path), config) if resume
-           else Run.fresh(config, rd.x_train.shape[1]))
-    # Only now, with the input known good, touch the run directory ("force": the old run's
-    # files go, and nothing else).
-    for f in stale:
-        os.remove(os.path.join(run_dir, f))
-    os.makedirs(run_dir, exist_ok=True)
-    report = _Reporter(quiet, len(rd.x_train), stream)
-    rows = []
-    if resume:
-        # Keep the metrics of the epochs the checkpoint has seen (a crash between writing the
-        # metrics and the checkpoint leaves one more line, which this run will redo).
-        rows = [r for r in read_metrics(metrics_path) if r.get("epoch", 0) <= run.epoch]
-        elapsed = rows[-1]["elapsed"] if rows else 0.0
-        checkpoint.atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
-        report.line(f"resuming {run_dir} at epoch {run.epoch} of {config.epochs}")
-        if not run.rng_exact:
-            report.line("note: the checkpoint was written by the other backend (CPU/GPU); its "
-                        "random generators were reseeded from their saved states, so this "
-                        "run will not match an uninterrupted one bit for bit")
-    else:
-        run.save(ckpt_path)                        # a usable checkpoint from the start
-        elapsed = 0.0
-        report.line(f"training {run.model!r} on {rd.source}: L_{config.k}"
-                    f"{' (analytic KL)' if config.analytic_kl else ''}, {config.epochs} "
-                    f"epochs, {config.schedule} schedule -> {run_dir}")
-    checkpoint.atomic_write(os.path.join(run_dir, CONFIG),
-                       json.dumps(config.to_dict(), indent=2) + "\n")
-    n_test = len(rd.x_test) if config.eval_n is None else min(config.eval_n, len(rd.x_test))
-    last = None
-    try:
-        while run.epoch < config.epochs:
-            lr = learning_rate(config, run.epoch)
-            run.optimizer.lr = lr
-            report.start_epoch(run.epoch, config.epochs, config.k)
-            t0 = time.perf_counter()
-            train_bound = train_epoch(run, rd.x_train, report.progress)
-            backend.synchronize()
-            seconds = time.perf_counter() - t0
-            report.close()
-            if not _all_finite(run.model.params):
-                raise Diverged(f"a parameter became NaN or inf in epoch {run.epoch + 1}")
-            t1 = time.perf_counter()
-            test = epoch_test_bound(run, rd.x_test)
-            if test is not None and not math.isfinite(test):
-                raise Diverged(f"the test bound became {test} after epoch "
-                                       f"{run.epoch + 1}")
-            run.epoch += 1
-            elapsed += seconds
-            last = epoch_metrics(run, train_bound, test, lr, seconds, time.perf_counter() - t1,
-                                 elapsed, len(rd.x_train), n_test)
-            # Metrics first, then the checkpoint: a crash in between leaves a metrics line the
-            # checkpoint has not seen, which a resume drops (never a checkpoint without metrics).
-            rows.append(last)
-            checkpoint.atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
-            run.save(ckpt_path)
-            report.end_epoch(last, config.epochs)
-    except Diverged as e:
-        report.close()
-        raise Diverged(f"{e}; {ckpt_path} keeps the last good state (epoch "
-                               f"{run.epoch}); try a smaller --lr") from None
-    finally:
-        report.close()
-    if plots:
-        from . import plots as plots_module
-        if rows:
-            plots_module.save_curves(rows, os.path.join(run_dir, CURVES))
-    return {"run_dir": run_dir, "epoch": run.epoch, "last": last, "model": repr(run.model)}

@@ -62,7 +62,7 @@ def test_python_dash_m_and_no_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--k", "0"], ["--k", ">= 1"]),
+    (["--k", "0"], ["--k", "positive integer"]),
     (["--k", "two"], ["--k"]),
     (["--likelihood", "poisson"], ["poisson"]),
     (["--schedule", "cosine"], ["cosine"]),

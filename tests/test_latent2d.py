@@ -3,7 +3,7 @@ import numpy as np
 
 import minivae
 from minivae.cli import main
-from minivae.cli.commands.latent2d import LECTURE_POINTS, decoded_images
+from minivae.plots import LECTURE_POINTS, decoded_images
 
 
 def test_decoder_is_sigmoid_of_v_tanh_wz_plus_b_plus_beta():

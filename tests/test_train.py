@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minivae import checkpoint, train as training
+from minivae.cli import runs
 from minivae.model import IWAE
 from minivae.optim import SGD, Adam
 from train_helpers import read_params, tiny_config, write_mnist_dir
@@ -138,11 +139,11 @@ def test_checkpoint_with_wrong_shapes(tmp_path):
 def test_training_writes_run_and_improves(tmp_path, mnist_dir):
     run_dir = str(tmp_path / "run")
     cfg = tiny_config(mnist_dir, epochs=4, lr=3e-3)
-    summary = training.train(cfg, run_dir, quiet=True, plots=True)
+    summary = runs.train(cfg, run_dir, quiet=True, plots=True)
     assert summary["epoch"] == 4
     assert sorted(os.listdir(run_dir)) == ["checkpoint.npz", "config.json", "curves.png",
                                            "metrics.jsonl"]
-    rows = training.read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+    rows = runs.read_metrics(os.path.join(run_dir, "metrics.jsonl"))
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     for r in rows:
         assert np.isfinite(r["train_bound"]) and np.isfinite(r["test_bound"])
@@ -166,16 +167,16 @@ def _assert_same_state(dir_a, dir_b):
 
 def test_resume_is_bit_identical(tmp_path, mnist_dir):
     straight = str(tmp_path / "straight")
-    training.train(tiny_config(mnist_dir, epochs=3), straight, quiet=True, plots=False)
+    runs.train(tiny_config(mnist_dir, epochs=3), straight, quiet=True, plots=False)
     pieces = str(tmp_path / "pieces")
-    training.train(tiny_config(mnist_dir, epochs=1), pieces, quiet=True, plots=False)
-    cfg = training.config_for_resume(pieces, {"epochs": 3})
-    training.train(cfg, pieces, resume=True, quiet=True, plots=False)
+    runs.train(tiny_config(mnist_dir, epochs=1), pieces, quiet=True, plots=False)
+    cfg = runs.config_for_resume(pieces, {"epochs": 3})
+    runs.train(cfg, pieces, resume=True, quiet=True, plots=False)
     _assert_same_state(straight, pieces)
     # The RNG states were restored as well: the metrics agree too (times aside).
     strip = lambda rows: [(r["epoch"], r["train_bound"], r["test_bound"]) for r in rows]  # noqa
-    assert strip(training.read_metrics(os.path.join(straight, "metrics.jsonl"))) == \
-        strip(training.read_metrics(os.path.join(pieces, "metrics.jsonl")))
+    assert strip(runs.read_metrics(os.path.join(straight, "metrics.jsonl"))) == \
+        strip(runs.read_metrics(os.path.join(pieces, "metrics.jsonl")))
 
 
 def test_resume_after_interrupt_mid_epoch(tmp_path, mnist_dir, monkeypatch):
@@ -183,7 +184,7 @@ def test_resume_after_interrupt_mid_epoch(tmp_path, mnist_dir, monkeypatch):
     and ends exactly where an uninterrupted run does (fixed binarization, burda schedule)."""
     overrides = dict(epochs=3, binarize="fixed", schedule="burda", analytic_kl=True, k=2)
     straight = str(tmp_path / "straight")
-    training.train(tiny_config(mnist_dir, **overrides), straight, quiet=True, plots=False)
+    runs.train(tiny_config(mnist_dir, **overrides), straight, quiet=True, plots=False)
 
     run_dir = str(tmp_path / "interrupted")
     real_step = Adam.step
@@ -197,32 +198,32 @@ def test_resume_after_interrupt_mid_epoch(tmp_path, mnist_dir, monkeypatch):
 
     monkeypatch.setattr(Adam, "step", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        training.train(tiny_config(mnist_dir, **overrides), run_dir, quiet=True, plots=False)
+        runs.train(tiny_config(mnist_dir, **overrides), run_dir, quiet=True, plots=False)
     monkeypatch.setattr(Adam, "step", real_step)
     assert read_params(run_dir)[1] == 1
-    assert [r["epoch"] for r in training.read_metrics(os.path.join(run_dir, "metrics.jsonl"))] \
+    assert [r["epoch"] for r in runs.read_metrics(os.path.join(run_dir, "metrics.jsonl"))] \
         == [1]
-    training.train(training.config_for_resume(run_dir, {}), run_dir, resume=True, quiet=True,
+    runs.train(runs.config_for_resume(run_dir, {}), run_dir, resume=True, quiet=True,
                    plots=False)
     _assert_same_state(straight, run_dir)
 
 
 def test_metrics_the_checkpoint_never_saw_are_dropped(tmp_path, mnist_dir):
     run_dir = str(tmp_path / "run")
-    training.train(tiny_config(mnist_dir, epochs=1), run_dir, quiet=True, plots=False)
+    runs.train(tiny_config(mnist_dir, epochs=1), run_dir, quiet=True, plots=False)
     path = os.path.join(run_dir, "metrics.jsonl")
     with open(path, "a") as f:                # a crash after the metrics line, before the save
         f.write(json.dumps(dict(json.loads(open(path).readline()), epoch=2)) + "\n")
         f.write('{"epoch": 3, "tra')          # and a torn line
-    training.train(training.config_for_resume(run_dir, {"epochs": 2}), run_dir, resume=True,
+    runs.train(runs.config_for_resume(run_dir, {"epochs": 2}), run_dir, resume=True,
                    quiet=True, plots=False)
-    assert [r["epoch"] for r in training.read_metrics(path)] == [1, 2]
+    assert [r["epoch"] for r in runs.read_metrics(path)] == [1, 2]
 
 
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, mnist_dir, monkeypatch):
     run_dir = str(tmp_path / "run")
     reference = str(tmp_path / "reference")
-    training.train(tiny_config(mnist_dir, epochs=1), reference, quiet=True, plots=False)
+    runs.train(tiny_config(mnist_dir, epochs=1), reference, quiet=True, plots=False)
 
     real = IWAE.bound_and_grads
     calls = {"n": 0}
@@ -236,13 +237,13 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, mnist_dir, 
         return value, grads
 
     monkeypatch.setattr(IWAE, "bound_and_grads", poisoned)
-    with pytest.raises(training.TrainingDiverged) as e:
-        training.train(tiny_config(mnist_dir, epochs=3), run_dir, quiet=True, plots=False)
+    with pytest.raises(training.Diverged) as e:
+        runs.train(tiny_config(mnist_dir, epochs=3), run_dir, quiet=True, plots=False)
     msg = str(e.value)
     assert "nan" in msg and "epoch 2" in msg and "last good state (epoch 1)" in msg
     assert "\n" not in msg
     _assert_same_state(reference, run_dir)
-    assert [r["epoch"] for r in training.read_metrics(os.path.join(run_dir, "metrics.jsonl"))] \
+    assert [r["epoch"] for r in runs.read_metrics(os.path.join(run_dir, "metrics.jsonl"))] \
         == [1]
 
 
@@ -250,30 +251,30 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path, mnist_dir, 
 
 def test_existing_run_is_not_overwritten(tmp_path, mnist_dir):
     run_dir = str(tmp_path / "run")
-    training.train(tiny_config(mnist_dir, epochs=1), run_dir, quiet=True, plots=False)
+    runs.train(tiny_config(mnist_dir, epochs=1), run_dir, quiet=True, plots=False)
     before = open(os.path.join(run_dir, "checkpoint.npz"), "rb").read()
     with pytest.raises(ValueError, match="already holds a run.*--resume.*--force"):
-        training.train(tiny_config(mnist_dir, epochs=1, seed=1), run_dir, quiet=True)
+        runs.train(tiny_config(mnist_dir, epochs=1, seed=1), run_dir, quiet=True)
     assert open(os.path.join(run_dir, "checkpoint.npz"), "rb").read() == before
-    training.train(tiny_config(mnist_dir, epochs=1, seed=1), run_dir, force=True, quiet=True,
+    runs.train(tiny_config(mnist_dir, epochs=1, seed=1), run_dir, force=True, quiet=True,
                    plots=False)
     assert open(os.path.join(run_dir, "checkpoint.npz"), "rb").read() != before
-    assert len(training.read_metrics(os.path.join(run_dir, "metrics.jsonl"))) == 1
+    assert len(runs.read_metrics(os.path.join(run_dir, "metrics.jsonl"))) == 1
 
 
 def test_resume_keeps_the_configuration(tmp_path, mnist_dir):
     run_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match="cannot resume"):
-        training.config_for_resume(run_dir, {})
-    training.train(tiny_config(mnist_dir, epochs=1), run_dir, quiet=True, plots=False)
+        runs.config_for_resume(run_dir, {})
+    runs.train(tiny_config(mnist_dir, epochs=1), run_dir, quiet=True, plots=False)
     with pytest.raises(ValueError, match="--k 5 differs from the run's 3"):
-        training.config_for_resume(run_dir, {"k": 5})
-    cfg = training.config_for_resume(run_dir, {"k": 3, "hidden": (16,), "epochs": 7})
+        runs.config_for_resume(run_dir, {"k": 5})
+    cfg = runs.config_for_resume(run_dir, {"k": 3, "hidden": (16,), "epochs": 7})
     assert cfg.epochs == 7 and cfg.k == 3
 
 
 def test_bad_data_leaves_nothing_behind(tmp_path):
     run_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match="does not exist"):
-        training.train(tiny_config(str(tmp_path / "nowhere")), run_dir, quiet=True)
+        runs.train(tiny_config(str(tmp_path / "nowhere")), run_dir, quiet=True)
     assert not os.path.exists(run_dir)

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from minivae import train as training
+from minivae.cli import runs
 
 
 def _idx(a, code=0x08):
@@ -46,7 +47,7 @@ TINY_ARGS = ["--data", "mnist", "--k", "3", "--z-dim", "2", "--hidden", "16",
 
 def read_params(run_dir):
     """(params dict, optimizer slot arrays dict, epoch) of RUN_DIR's checkpoint, as NumPy."""
-    with np.load(os.path.join(run_dir, training.CHECKPOINT)) as z:
+    with np.load(os.path.join(run_dir, runs.CHECKPOINT)) as z:
         arrays = {k: z[k] for k in z.files if k != "meta"}
     from minivae import checkpoint
-    return arrays, checkpoint.load(os.path.join(run_dir, training.CHECKPOINT)).epoch
+    return arrays, checkpoint.load(os.path.join(run_dir, runs.CHECKPOINT)).epoch

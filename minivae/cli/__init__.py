@@ -6,7 +6,10 @@ The only code in minivae that knows about flags, run directories, terminals and 
   line is the help text), ``add_arguments(parser)`` and ``run(args)``. Only the module of the
   command being run is imported (the list in ``minivae --help`` is read from the files'
   docstrings), and command modules import the library inside ``run``, so ``--help`` is quick;
+- :mod:`minivae.cli.options` holds the argparse types (backed by :mod:`minivae.validate`) and
+  the options of a training run, generated from :class:`minivae.train.TrainConfig`;
 - :mod:`minivae.cli.runs` holds the run directory, its resume rules, metrics and progress bars;
+- :mod:`minivae.cli.csvio` reads and writes the CSV tables of ``minivae impute``;
 - :func:`main` holds the one map from errors to exit codes (:func:`exit_code`):
 
   ====  ===============================================================================
@@ -61,17 +64,6 @@ def one_line(error):
         text = " ".join(str(error).split())
         return "interrupted" + (f"; {text}" if text else "")
     return " ".join(str(error).split()) or type(error).__name__
-
-
-def hidden_widths(text):
-    """argparse type of every ``--hidden`` option: :func:`minivae.train.parse_hidden`, whose
-    ValueError argparse reports as one line naming the option."""
-    import argparse
-    from ..train import parse_hidden
-    try:
-        return parse_hidden(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _command_names():

@@ -134,7 +134,7 @@ def _fit(config, x_train, epochs, label):
     run = training.Run.fresh(config, x_train.shape[1])
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        bound = training.train_epoch(run, x_train)
+        bound = run.train_epoch(x_train)
         run.epoch += 1
         print(f"   {label} epoch {epoch + 1}/{epochs}: training bound L_{config.k} = "
               f"{bound:8.2f} nats ({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -166,7 +166,7 @@ def run(args):
     bound, _ = evaluate.bound_per_example(model, x_test, k=eval_k, seed=args.seed)
     print(f"   test log-likelihood estimate L_{eval_k} = {bound.mean():.2f} nats "
           f"({n_test} test digits)")
-    from ..cli.commands.latent2d import draw_figures
+    from ..plots import save_latent2d_figures as draw_figures
     paths = draw_figures(model, x_train, y_train, str(out), args.seed, grid=10 if quick else 20)
     print("   figures: " + ", ".join(str(p) for p in paths))
     print("   manifold.png is E[x|z] on manifold_grid(20): neighbouring z decode to similar "

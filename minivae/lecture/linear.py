@@ -23,6 +23,7 @@ import scipy.linalg
 from .. import backend, validate
 from ..model import IWAE
 from ..optim import Adam
+from ..train import train_epoch
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -370,18 +371,22 @@ def fit_linear_iwae(X, z_dim, k, steps=3000, batch=100, lr=3e-3, seed=0, tied=Tr
     prm["decoder.logvar.b"][...] = float(np.log(X.var(axis=0).mean()))
     opt = Adam(prm, lr=lr)
     rng = np.random.default_rng(seed)
-    history = []
     decay = (final_lr / lr) ** (1.0 / max(steps - 1, 1)) if final_lr else 1.0
-    for _ in range(steps):
-        xb = backend.asarray(X[rng.integers(0, n, batch)])
-        value, grads = model.bound_and_grads(xb, k)
-        grads["decoder.logvar.W"] = grads["decoder.logvar.W"] * 0
-        if tied:
+
+    def objective(idx):
+        value, grads = model.bound_and_grads(backend.asarray(X[idx]), k)
+        grads["decoder.logvar.W"] = grads["decoder.logvar.W"] * 0      # noise independent of z
+        if tied:                                  # one shared log σ²: the mean gradient
             gc = grads["decoder.logvar.b"]
             grads["decoder.logvar.b"] = gc * 0 + gc.mean()
-        opt.step(grads)
+        return value, grads
+
+    def decay_lr(step):
         opt.lr *= decay
-        history.append(float(value))
+
+    history = []
+    train_epoch(objective, opt, (rng.integers(0, n, batch) for _ in range(steps)),
+                on_step=decay_lr, history=history)
     return model, history
 
 

@@ -36,6 +36,7 @@ from scipy.special import logsumexp, softmax
 from .. import backend, validate
 from ..layers import affine_backward, affine_forward, mlp_backward, mlp_forward
 from ..optim import Adam
+from ..train import train_epoch
 
 LOG_2PI = np.log(2.0 * np.pi)
 _LOG3_2PI = math.log(3.0) - 1.5 * LOG_2PI       # constants of log p(x|z) + log p(z)
@@ -333,15 +334,19 @@ def train_encoder(k=8, steps=3000, batch=256, lr=3e-3, hidden=(64, 64), seed=0, 
     enc = ToyEncoder(hidden, seed)
     opt = Adam(enc.params, lr=lr)
     rng = np.random.default_rng(seed + 1)
-    history = []
-    for step in range(1, steps + 1):
-        _, x = sample(batch, seed=rng)
-        value, grads = enc.bound_and_grads(x, k, rng.standard_normal((k, batch)))
+
+    def objective(x):
+        value, grads = enc.bound_and_grads(x, k, rng.standard_normal((k, len(x))))
         # A draw z_k right next to kπ can give an enormous ∂ log p/∂z; one such step should
         # not throw the encoder away, so skip non-finite gradients (they are rare).
-        if all(bool(np.all(np.isfinite(backend.to_numpy(g)))) for g in grads.values()):
-            opt.step(grads)
-        history.append(value)
+        finite = all(bool(np.all(np.isfinite(backend.to_numpy(g)))) for g in grads.values())
+        return value, grads if finite else None
+
+    def report(step):
         if log_every and step % log_every == 0:
             log(f"step {step}: L_{k} = {np.mean(history[-log_every:]):.4f}")
+
+    history = []
+    train_epoch(objective, opt, (sample(batch, seed=rng)[1] for _ in range(steps)),
+                on_step=report, history=history)
     return enc, history

@@ -14,17 +14,18 @@ import time
 import numpy
 
 from ... import backend
-from ...train import parse_hidden
+from ..options import parse_hidden
 from ...model import IWAE
 
 
 def add_arguments(p):
+    from ...model import DTYPES
     p.add_argument("--x-dim", type=int, default=784)
     p.add_argument("--z-dim", type=int, default=50)
     p.add_argument("--hidden", default="200,200", help="hidden widths, comma separated")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--k", type=int, default=50, help="importance samples K")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--dtype", default="float32", choices=DTYPES)
     p.add_argument("--repeats", type=int, default=50, help="gradient evaluations per round")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds (the median is shown)")
     p.add_argument("--torch", action="store_true", help="also time PyTorch eager autograd")

@@ -27,7 +27,8 @@ SHAPES = ((50, 20), (50, 1000), (5000, 100), (5000, 2000))
 
 
 def add_arguments(p):
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+    from ...model import DTYPES
+    p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="dtype of the log-weights (default: float32)")
     p.add_argument("--repeats", type=int, default=200, help="timed calls per kernel (median)")
     p.add_argument("--steps", type=int, default=100, help="timed training steps")

@@ -25,10 +25,12 @@ PUBLISHED = [("MIWAE, authors' TF1 notebook (tanh, d=10, 601 epochs)", 0.300),
 
 
 def add_arguments(parser):
+    from ...impute import LIKELIHOODS
+    from ...layers import ACTIVATIONS
     parser.add_argument("--epochs", type=int, default=600,
                         help="MIWAE training epochs (default: 600, the TF1 notebook's)")
-    parser.add_argument("--activation", choices=("tanh", "relu", "softplus"), default="tanh")
-    parser.add_argument("--likelihood", choices=("student_t", "gaussian"), default="student_t")
+    parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="tanh")
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t")
     parser.add_argument("--z-dim", type=int, default=10)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)

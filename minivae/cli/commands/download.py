@@ -8,6 +8,7 @@ t10k-labels-idx1-ubyte.gz; .gz or uncompressed) into the directory by hand inste
 import os
 
 from ... import data
+from ..options import positive_real
 
 
 def add_arguments(parser):
@@ -16,7 +17,7 @@ def add_arguments(parser):
     parser.add_argument("--mirror", action="append", default=None, metavar="URL",
                         help="a URL prefix to fetch NAME.gz from, instead of the built-in "
                         "public mirrors (repeat to try several; file:// works)")
-    parser.add_argument("--timeout", type=float, default=30.0,
+    parser.add_argument("--timeout", type=positive_real, default=30.0,
                         help="seconds to wait for a server (default: 30)")
 
 
@@ -24,8 +25,6 @@ def run(args):
     data_dir = args.data_dir or os.environ.get(data.ENV_VAR, "").strip()
     if not data_dir:
         raise ValueError(f"no data directory: pass --data-dir DIR or set {data.ENV_VAR}=DIR")
-    if args.timeout <= 0:
-        raise ValueError(f"--timeout must be positive, got {args.timeout:g}")
     mirrors = tuple(args.mirror) if args.mirror else data.MIRRORS
     data.download_mnist(data_dir, mirrors=mirrors, timeout=args.timeout)
     print(f"MNIST ready in {data_dir}: use --data mnist --data-dir {data_dir} "

@@ -10,50 +10,28 @@ Prints a table and writes RUN_DIR/evaluation.json (or --json PATH). L_K is compu
 of at most --chunk examples x samples, so memory stays bounded whatever K. See
 docs/training.md.
 """
-import json
 import os
 
-from ... import checkpoint, evaluate, train as training
-from .train import _nonnegative_int, _positive_int
-
-
-def add_run_data_arguments(parser):
-    from ... import data
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
-    parser.add_argument("--data", choices=data.DATASETS, default=None,
-                        help="test data (default: the data the run was trained on)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="MNIST directory for --data mnist (default: the run's, then "
-                        f"${data.ENV_VAR})")
+from .. import options
+from ..options import nonnegative_int, positive_int
 
 
 def add_arguments(parser):
-    add_run_data_arguments(parser)
-    parser.add_argument("--k", type=_positive_int, default=evaluate.DEFAULT_K,
+    from ... import evaluate
+    options.add_run_data_arguments(parser)
+    parser.add_argument("--k", type=positive_int, default=evaluate.DEFAULT_K,
                         help=f"importance samples per test image (default: "
                         f"{evaluate.DEFAULT_K}, Burda et al.'s protocol)")
-    parser.add_argument("--n-test", type=_nonnegative_int, default=None,
+    parser.add_argument("--n-test", type=nonnegative_int, default=None,
                         help="score only N test images, spread evenly over the test set "
                         "(default: all)")
-    parser.add_argument("--chunk", type=_positive_int, default=evaluate.DEFAULT_CHUNK,
+    parser.add_argument("--chunk", type=positive_int, default=evaluate.DEFAULT_CHUNK,
                         help="examples x samples per pass, which bounds memory to about "
                         f"CHUNK x 784 numbers per array (default: {evaluate.DEFAULT_CHUNK})")
-    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of the importance samples (default: 0)")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="where to write the results (default: RUN_DIR/evaluation.json)")
-
-
-def load_run(args):
-    """(Checkpoint, model, TrainConfig, RunData) of RUN_DIR, with --data/--data-dir applied."""
-    path = os.path.join(args.run_dir, training.CHECKPOINT)
-    if not os.path.isdir(args.run_dir):
-        raise ValueError(f"{args.run_dir}: no such run directory")
-    ckpt = checkpoint.load(path)
-    model = ckpt.model()
-    config = training.TrainConfig.from_dict(ckpt.train_config)
-    rd = training.load_data(config, args.data, args.data_dir)
-    return ckpt, model, config, rd
 
 
 def format_table(result, model, epoch):
@@ -71,13 +49,15 @@ def format_table(result, model, epoch):
 
 
 def run(args):
-    ckpt, model, config, rd = load_run(args)
+    from ... import evaluate
+    from .. import runs
+    ckpt, model, config, rd = runs.load_run(args.run_dir, args.data, args.data_dir)
     index = evaluate.spread_subset(len(rd.x_test), args.n_test)
     result = evaluate.evaluate(model, rd.x_test[index], k=args.k, chunk=args.chunk,
                                seed=args.seed, index=index)
     result.update(epoch=ckpt.epoch, data=args.data or config.data, seed=args.seed,
                   chunk=args.chunk, model=repr(model))
     print(format_table(result, model, ckpt.epoch))
-    out = args.json or os.path.join(args.run_dir, "evaluation.json")
-    checkpoint.atomic_write(out, json.dumps(result, indent=2) + "\n")
+    out = args.json or os.path.join(args.run_dir, runs.EVALUATION)
+    runs.write_json(out, result)
     print(f"wrote {out}")

@@ -18,37 +18,40 @@ import argparse
 import os
 import time
 
-from .. import CommandError, csvio, hidden_widths
+from .. import CommandError, csvio
+from ..options import hidden_widths, nonnegative_int, positive_int, positive_real, seed
 from ...checkpoint import atomic_write_many
 from ...impute import MIWAEImputer
 
 
 def add_arguments(parser):
+    from ...impute import LIKELIHOODS
+    from ...layers import ACTIVATIONS
     parser.add_argument("input", metavar="INPUT.csv", help="CSV file with a header line")
     parser.add_argument("--out", required=True, metavar="OUTPUT.csv",
                         help="where to write the completed table")
-    parser.add_argument("--z-dim", type=int, default=10, help="latent dimension d (default: 10)")
+    parser.add_argument("--z-dim", type=positive_int, default=10, help="latent dimension d (default: 10)")
     parser.add_argument("--hidden", type=hidden_widths, default=(128, 128), metavar="W1,W2",
                         help="hidden layer widths (default: 128,128)")
-    parser.add_argument("--activation", choices=("tanh", "relu", "softplus"), default="tanh",
+    parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="tanh",
                         help="hidden activation (default: tanh, as the paper)")
-    parser.add_argument("--likelihood", choices=("student_t", "gaussian"), default="student_t",
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
                         help="observation model (default: student_t)")
-    parser.add_argument("--k", type=int, default=20,
+    parser.add_argument("--k", type=positive_int, default=20,
                         help="importance samples K in the training bound (default: 20)")
-    parser.add_argument("--epochs", type=int, default=500, help="training epochs (default: 500)")
-    parser.add_argument("--batch-size", type=int, default=64, help="(default: 64)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate "
+    parser.add_argument("--epochs", type=positive_int, default=500, help="training epochs (default: 500)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="(default: 64)")
+    parser.add_argument("--lr", type=positive_real, default=1e-3, help="Adam learning rate "
                         "(default: 1e-3)")
-    parser.add_argument("--n-samples", type=int, default=10000,
+    parser.add_argument("--n-samples", type=positive_int, default=10000,
                         help="importance samples L for imputing (default: 10000)")
-    parser.add_argument("--n-imputations", type=int, default=None, metavar="M",
+    parser.add_argument("--n-imputations", type=positive_int, default=None, metavar="M",
                         help="write M multiple imputations OUTPUT_1.csv ... OUTPUT_M.csv "
                         "instead of one single imputation")
     parser.add_argument("--keep-float", action="store_true",
                         help="do not round imputed values in integer columns")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--verbose", type=int, default=0, metavar="N",
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
+    parser.add_argument("--verbose", type=nonnegative_int, default=0, metavar="N",
                         help="print the training bound every N epochs to stderr")
 
 

@@ -9,8 +9,6 @@ while a long run is still training.
 """
 import os
 
-from ... import plots, train as training
-
 
 def add_arguments(parser):
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
@@ -19,12 +17,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    metrics = os.path.join(args.run_dir, training.METRICS)
+    from ... import plots
+    from ..runs import CURVES, METRICS, read_metrics
+    metrics = os.path.join(args.run_dir, METRICS)
     if not os.path.isfile(metrics):
         raise ValueError(f"{metrics} does not exist: is {args.run_dir} a run directory?")
-    rows = training.read_metrics(metrics)
+    rows = read_metrics(metrics)
     if not rows:
         raise ValueError(f"{metrics} holds no complete epoch yet")
-    out = args.out or os.path.join(args.run_dir, training.CURVES)
+    out = args.out or os.path.join(args.run_dir, CURVES)
     plots.save_curves(rows, out)
     print(f"wrote {out} ({len(rows)} epochs)")

@@ -18,14 +18,13 @@ for the expectation (Burda et al.'s "VAE with k samples": the same objective and
 gradient as their average of K one-sample bounds, with less variance); iwae-K is L_K.
 The results go to OUT/reproduce.json. See docs/training.md.
 """
-import json
 import os
 import re
 import time
 
 from ... import checkpoint, evaluate, train as training
-from ...train import parse_hidden
-from .train import _nonnegative_int, _positive_int
+from .. import options, runs
+from ..options import nonnegative_int, positive_int
 
 #: Burda et al. (2016), Table 1, MNIST, one stochastic layer: k -> (NLL, active units).
 PAPER = {"vae": {1: (86.76, 19), 5: (86.47, 20), 50: (86.35, 20)},
@@ -47,65 +46,56 @@ def parse_models(text):
     return models
 
 
+#: The preset of every model, and the settings of this command that differ from it.
+PRESET = "burda"
+DEFAULTS = dict(training.PRESETS[PRESET], eval_n=1000)
+#: Fields fixed by the paper's protocol (or set per model by --models): no option for them.
+FIXED = ("binarize", "likelihood", "k", "analytic_kl", "activation", "dtype", "batch_size", "lr",
+         "schedule", "eval_k")
+
+
 def add_arguments(parser):
-    from ... import data
-    parser.add_argument("--data", choices=data.DATASETS, default="mnist",
-                        help="training and test data (default: mnist, the paper's; "
-                        "mnist-subset for a quick trial)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help=f"directory of the four MNIST IDX files (default: ${data.ENV_VAR})")
-    parser.add_argument("--epochs", type=_nonnegative_int, required=True,
-                        help=f"passes over the training data per model (the paper: "
-                        f"{training.BURDA_PASSES})")
-    parser.add_argument("--n-test", type=_nonnegative_int, default=None,
-                        help="score only N test images, spread evenly over the test set "
-                        "(default: all 10,000)")
-    parser.add_argument("--k-eval", type=_positive_int, default=evaluate.DEFAULT_K,
-                        help=f"importance samples of the test log-likelihood (default: "
-                        f"{evaluate.DEFAULT_K})")
-    parser.add_argument("--models", default=DEFAULT_MODELS,
-                        help=f"comma-separated objectives to train, vae-K or iwae-K "
-                        f"(default: {DEFAULT_MODELS}; the paper's table has vae-1, vae-5, "
-                        "vae-50, iwae-1, iwae-5, iwae-50)")
-    parser.add_argument("--out", default="runs/reproduce", metavar="DIR",
-                        help="where the run directories go (default: runs/reproduce)")
-    parser.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: 0)")
-    parser.add_argument("--chunk", type=_positive_int, default=evaluate.DEFAULT_CHUNK,
-                        help=f"examples x samples per evaluation pass (default: "
-                        f"{evaluate.DEFAULT_CHUNK})")
-    parser.add_argument("--hidden", default="200,200",
-                        help="hidden widths, to try the benchmark on a smaller model "
-                        "(default: 200,200, the paper's)")
-    parser.add_argument("--z-dim", type=_positive_int, default=50,
-                        help="latent dimension (default: 50, the paper's)")
-    parser.add_argument("--eval-n", type=_nonnegative_int, default=1000,
-                        help="test images in the per-epoch test bound of each run "
-                        "(default: 1000)")
-    parser.add_argument("--quiet", action="store_true", help="print only the table")
+    options.add_config_arguments(parser, DEFAULTS, skip=FIXED, required=("epochs",))
+    g = parser.add_argument_group("the table")
+    g.add_argument("--models", default=DEFAULT_MODELS,
+                   help=f"comma-separated objectives to train, vae-K or iwae-K "
+                   f"(default: {DEFAULT_MODELS}; the paper's table has vae-1, vae-5, "
+                   "vae-50, iwae-1, iwae-5, iwae-50)")
+    g.add_argument("--n-test", type=nonnegative_int, default=None,
+                   help="score only N test images, spread evenly over the test set "
+                   "(default: all 10,000)")
+    g.add_argument("--k-eval", type=positive_int, default=evaluate.DEFAULT_K,
+                   help=f"importance samples of the test log-likelihood (default: "
+                   f"{evaluate.DEFAULT_K})")
+    g.add_argument("--chunk", type=positive_int, default=evaluate.DEFAULT_CHUNK,
+                   help=f"examples x samples per evaluation pass (default: "
+                   f"{evaluate.DEFAULT_CHUNK})")
+    g.add_argument("--out", default="runs/reproduce", metavar="DIR",
+                   help="where the run directories go (default: runs/reproduce)")
+    g.add_argument("--quiet", action="store_true", help="print only the table")
 
 
 def run_config(args, objective, k):
-    return training.TrainConfig(
-        data=args.data, data_dir=args.data_dir, binarize="dynamic", likelihood="bernoulli",
-        k=k, analytic_kl=objective == "vae", z_dim=args.z_dim, hidden=parse_hidden(args.hidden),
-        activation="tanh", dtype="float32", epochs=args.epochs, batch_size=20, lr=1e-3,
-        schedule="burda", seed=args.seed, eval_n=args.eval_n)
+    """The configuration of model objective-k: the burda preset with the options given."""
+    return training.TrainConfig.preset(
+        PRESET, **dict(DEFAULTS, **options.config_overrides(args), k=k,
+                       analytic_kl=objective == "vae"))
 
 
 def train_one(args, objective, k):
     """Train (or resume, or reuse) OUT/objective-kK; returns its run directory."""
     run_dir = os.path.join(args.out, f"{objective}-k{k}")
     config = run_config(args, objective, k)
-    resume = os.path.isfile(os.path.join(run_dir, training.CHECKPOINT))
+    resume = os.path.isfile(os.path.join(run_dir, runs.CHECKPOINT))
     if resume:
-        config = training.config_for_resume(run_dir, {
+        config = runs.config_for_resume(run_dir, {
             f: getattr(config, f) for f in ("data", "binarize", "k", "analytic_kl", "z_dim",
                                             "hidden", "schedule", "seed", "epochs", "eval_n")})
-    training.train(config, run_dir, resume=resume, quiet=args.quiet)
+    runs.train(config, run_dir, resume=resume, quiet=args.quiet)
     return run_dir
 
 
-def format_table(results, args, n_test_total):
+def format_table(results, args, config, n_test_total):
     """The table in the layout of Burda et al.'s Table 1: rows k, columns VAE and IWAE."""
     ks = sorted({k for _, k in results})
     n_test = results[next(iter(results))]["n_test"] if results else 0
@@ -113,7 +103,7 @@ def format_table(results, args, n_test_total):
     passes = "/".join(str(e) for e in epochs)
     lines = [
         "Burda, Grosse & Salakhutdinov (2016), Table 1: MNIST, 1 stochastic layer "
-        f"(784-{args.hidden.replace(',', '-')}-{args.z_dim}), dynamic binarization",
+        f"(784-{'-'.join(map(str, config.hidden))}-{config.z_dim}), dynamic binarization",
         f"this run: {passes} of {training.BURDA_PASSES} passes; NLL = -L_{args.k_eval} on "
         f"{'all ' if n_test == n_test_total else f'{n_test} (evenly spread) of '}{n_test_total} "
         "test images; (paper) after 3280 passes, NLL = -L_5000 on all 10,000",
@@ -139,7 +129,6 @@ def format_table(results, args, n_test_total):
 
 def run(args):
     models = parse_models(args.models)
-    parse_hidden(args.hidden)                                   # bad widths fail before training
     # Check the data once, up front: a missing directory fails now, not after an hour.
     probe = run_config(args, *models[0])
     rd = training.load_data(probe)
@@ -151,25 +140,24 @@ def run(args):
     results, t0 = {}, time.perf_counter()
     for objective, k in models:
         run_dir = train_one(args, objective, k)
-        ckpt = checkpoint.load(os.path.join(run_dir, training.CHECKPOINT))
+        ckpt = checkpoint.load(os.path.join(run_dir, runs.CHECKPOINT))
         model = ckpt.model()
         if not args.quiet:
             print(f"{objective}-k{k}: scoring {len(x_test)} test images with L_{args.k_eval} ...",
                   flush=True)
         r = evaluate.evaluate(model, x_test, k=args.k_eval, chunk=args.chunk, seed=0,
                               index=index)
-        r.update(epoch=ckpt.epoch, data=args.data, objective=objective, train_k=k)
-        checkpoint.atomic_write(os.path.join(run_dir, "evaluation.json"),
-                                   json.dumps(r, indent=2) + "\n")
+        r.update(epoch=ckpt.epoch, data=probe.data, objective=objective, train_k=k)
+        runs.write_json(os.path.join(run_dir, runs.EVALUATION), r)
         results[(objective, k)] = r
-    table = format_table(results, args, len(rd.x_test))
+    table = format_table(results, args, probe, len(rd.x_test))
     print(table)
     summary = {"epochs": args.epochs, "k_eval": args.k_eval, "n_test": len(x_test),
-               "data": args.data, "seconds": round(time.perf_counter() - t0, 1),
+               "data": probe.data, "seconds": round(time.perf_counter() - t0, 1),
                "paper": {o: {str(k): v for k, v in d.items()} for o, d in PAPER.items()},
                "results": [dict(r, model=f"{o}-k{k}") for (o, k), r in results.items()],
                "table": table}
     path = os.path.join(args.out, "reproduce.json")
-    checkpoint.atomic_write(path, json.dumps(summary, indent=2) + "\n")
+    runs.write_json(path, summary)
     if not args.quiet:
         print(f"wrote {path}")

@@ -14,31 +14,32 @@ Writes PNG files (matplotlib's Agg backend, no display needed):
 """
 import os
 
-from ... import plots, train as training
-from .evaluate import add_run_data_arguments, load_run
-from .train import _nonnegative_int, _positive_int
+from .. import options
+from ..options import nonnegative_int, positive_int
 
 
 def add_arguments(parser):
-    add_run_data_arguments(parser)
+    options.add_run_data_arguments(parser)
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="where to write the PNG files (default: RUN_DIR)")
-    parser.add_argument("--n", type=_positive_int, default=100,
+    parser.add_argument("--n", type=positive_int, default=100,
                         help="number of prior samples (default: 100, a 10 x 10 grid)")
     parser.add_argument("--draws", action="store_true",
                         help="show binary draws from p(x|z) rather than the means E[x|z]")
-    parser.add_argument("--n-recon", type=_positive_int, default=30,
+    parser.add_argument("--n-recon", type=positive_int, default=30,
                         help="test images to reconstruct (default: 30)")
-    parser.add_argument("--grid", type=_positive_int, default=20,
+    parser.add_argument("--grid", type=positive_int, default=20,
                         help="manifold grid size for z_dim = 2 (default: 20)")
-    parser.add_argument("--n-scatter", type=_positive_int, default=2000,
+    parser.add_argument("--n-scatter", type=positive_int, default=2000,
                         help="test images in the latent scatter for z_dim = 2 (default: 2000)")
-    parser.add_argument("--seed", type=_nonnegative_int, default=0,
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
                         help="seed of the prior samples (default: 0)")
 
 
 def run(args):
-    ckpt, model, config, rd = load_run(args)
+    from ... import plots
+    from .. import runs
+    ckpt, model, config, rd = runs.load_run(args.run_dir, args.data, args.data_dir)
     out = args.out or args.run_dir
     os.makedirs(out, exist_ok=True)
     written = []
@@ -53,7 +54,7 @@ def run(args):
         plots.save_manifold(model, path("manifold.png"), n=args.grid)
         plots.save_latent_scatter(model, rd.x_test[:args.n_scatter], rd.y_test[:args.n_scatter],
                                   path("latent_scatter.png"))
-    rows = training.read_metrics(os.path.join(args.run_dir, training.METRICS))
+    rows = runs.read_metrics(os.path.join(args.run_dir, runs.METRICS))
     if rows:
-        plots.save_curves(rows, path(training.CURVES))
+        plots.save_curves(rows, path(runs.CURVES))
     print(f"{model!r} after {ckpt.epoch} epochs: wrote {', '.join(written)}")

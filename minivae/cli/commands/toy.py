@@ -12,9 +12,7 @@ import time
 
 import numpy as np
 
-from ... import plots
-from ...lecture import toy
-from ...lecture.toy import train_encoder
+from ..options import positive_int, seed
 
 
 def _ints(text):
@@ -30,27 +28,26 @@ def _ints(text):
 def add_arguments(parser):
     parser.add_argument("--out", default="docs/img", help="folder for the PNG files "
                         "(default: docs/img)")
-    parser.add_argument("--points", type=int, default=200,
+    parser.add_argument("--points", type=positive_int, default=200,
                         help="test points x ~ p(x) for the IS comparison (default: 200)")
     parser.add_argument("--ks", default="1,10,100,1000,10000",
                         help="values of K, comma-separated (default: 1,10,100,1000,10000)")
-    parser.add_argument("--reps", type=int, default=10,
+    parser.add_argument("--reps", type=positive_int, default=10,
                         help="independent IS draws averaged per K and point (default: 10)")
     parser.add_argument("--encoder-k", default="5,50",
                         help="train one encoder per value: the K of the IWAE bound it "
                         "maximises, comma-separated (default: 5,50)")
-    parser.add_argument("--encoder-steps", type=int, default=3000,
+    parser.add_argument("--encoder-steps", type=positive_int, default=3000,
                         help="Adam steps for the encoder, batches of 256 (default: 3000)")
-    parser.add_argument("--check-points", type=int, default=20,
+    parser.add_argument("--check-points", type=positive_int, default=20,
                         help="test points checked against the Riemann sum (default: 20)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0, help="(default: 0)")
 
 
 def run(args):
+    from ... import plots
+    from ...lecture import toy
     ks, encoder_ks = _ints(args.ks), _ints(args.encoder_k)
-    for name in ("points", "reps", "encoder_steps"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
 
@@ -78,7 +75,7 @@ def run(args):
     for i, ke in enumerate(encoder_ks):
         print(f"\ntraining an encoder q(z|x) with L_{ke}, decoder fixed "
               f"({args.encoder_steps} steps)...")
-        enc, hist = train_encoder(k=ke, steps=args.encoder_steps, seed=args.seed)
+        enc, hist = toy.train_encoder(k=ke, steps=args.encoder_steps, seed=args.seed)
         print(f"  L_{ke} over the last 100 batches: {np.mean(hist[-100:]):.4f}")
         mean, std = enc(xt)
         label = f"encoder, trained with L_{ke}"

@@ -1,0 +1,302 @@
+"""Run directories: what a training run writes, how it resumes, its metrics and progress bars.
+
+One *run* lives in one directory (RUN_DIR):
+
+- ``config.json``     the training configuration (:class:`minivae.train.TrainConfig`), to read;
+- ``checkpoint.npz``  the state after the last completed epoch (:mod:`minivae.checkpoint`):
+                      parameters, Adam's moments and step count, the three random generators,
+                      the configuration and the epoch. Written atomically after every epoch
+                      (and once before the first), so it is always a complete, usable state;
+- ``metrics.jsonl``   one JSON object per epoch (see :func:`epoch_metrics`);
+- ``curves.png``      the training curves, drawn at the end.
+
+A NaN or inf in the bound (or in a parameter) stops training with
+:class:`minivae.train.Diverged`; the checkpoint on disk is then the last good state, since a
+checkpoint is only written after an epoch that ended finite. Every file is written through the
+one atomic writer, :func:`minivae.checkpoint.atomic_write`.
+
+Progress: :func:`progress_bar` is the one tqdm bar of the command line. It is drawn on a
+terminal only (``disable=None``), so logs, pipes and CI stay clean.
+"""
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+from . import Interrupted
+from .options import config_overrides
+from .. import backend, checkpoint, data
+from ..train import Diverged, Run, TrainConfig, epoch_test_bound, load_data, all_finite
+
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.jsonl"
+CONFIG = "config.json"
+CURVES = "curves.png"
+EVALUATION = "evaluation.json"
+#: Files a run owns: what ``force`` removes and what marks a directory as holding a run.
+RUN_FILES = (CHECKPOINT, METRICS, CONFIG, CURVES, EVALUATION)
+#: Options a resumed run may change; everything else must match the saved configuration.
+RESUMABLE_OVERRIDES = ("epochs", "data_dir", "eval_n", "eval_k")
+
+
+def progress_bar(total, desc, unit="it", quiet=False, **kw):
+    """A tqdm bar on stderr, shown only on a terminal (and never when ``quiet``)."""
+    from tqdm.auto import tqdm
+    # disable=None: tqdm draws only when stderr is a terminal, so logs and pipes stay clean.
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                disable=True if quiet else None, file=sys.stderr, **kw)
+
+
+# ------------------------------------------------------------------------------ resume rules
+
+def config_for_resume(run_dir, overrides):
+    """The saved configuration of the run in ``run_dir`` with ``overrides`` applied (see
+    :func:`resume_config`)."""
+    check_run_dir(run_dir, resume=True)
+    ckpt = checkpoint.load(os.path.join(run_dir, CHECKPOINT))
+    return resume_config(TrainConfig.from_dict(ckpt.train_config), overrides)
+
+
+def resume_config(saved, overrides):
+    """The configuration of a resumed run: ``saved`` (a TrainConfig) with ``overrides`` (dict
+    of options given on the command line) applied where allowed; a differing value of any other
+    option is a ValueError (a resumed run cannot silently change its model or data)."""
+    changes = {}
+    for name, value in overrides.items():
+        if name in RESUMABLE_OVERRIDES:
+            changes[name] = value
+        elif value != getattr(saved, name) and not (name == "hidden"
+                                                    and tuple(value) == saved.hidden):
+            allowed = ", ".join("--" + o.replace("_", "-") for o in RESUMABLE_OVERRIDES)
+            raise ValueError(f"--{name.replace('_', '-')} {value!r} differs from the run's "
+                             f"{getattr(saved, name)!r}; a resumed run keeps its configuration "
+                             f"(only {allowed} may change)")
+    return dataclasses.replace(saved, **changes)
+
+
+def check_run_dir(run_dir, resume=False, force=False):
+    """Check what RUN_DIR holds against what was asked, changing nothing.
+
+    New run: RUN_DIR must not hold a run already, unless ``force``. Resume: RUN_DIR must hold
+    a checkpoint. Returns the run files present (which ``force`` will delete).
+    """
+    ckpt = os.path.join(run_dir, CHECKPOINT)
+    if resume and force:
+        raise ValueError("--resume and --force contradict each other: resume keeps the run, "
+                         "force starts it over")
+    if resume:
+        if not os.path.isfile(ckpt):
+            raise ValueError(f"cannot resume: {ckpt} does not exist (start a new run without "
+                             "--resume)")
+        return []
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"{run_dir} exists and is not a directory")
+    present = [f for f in RUN_FILES if os.path.exists(os.path.join(run_dir, f))]
+    if present and not force:
+        raise ValueError(f"{run_dir} already holds a run ({', '.join(present)}); pass --resume "
+                         "to continue it, --force to start over, or choose another --out")
+    return present
+
+
+# ------------------------------------------------------------------------------ metrics
+
+def read_metrics(path):
+    """The list of per-epoch metric dicts in a metrics.jsonl ([] if there is no file).
+
+    A last line cut short (written by an older minivae that appended) is skipped; any other
+    bad line is a ValueError naming the file and line.
+    """
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    rows = []
+    for i, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            row = None
+        if not isinstance(row, dict) or not {"epoch", "train_bound", "lr"} <= set(row):
+            raise ValueError(f"{path} line {i}: not a metrics record; corrupt file?")
+        rows.append(row)
+    return rows
+
+
+def write_metrics(path, rows):
+    checkpoint.atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def write_json(path, obj):
+    """``obj`` as indented JSON, atomically."""
+    checkpoint.atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def epoch_metrics(run, train_bound, test, lr, seconds, eval_seconds, elapsed, n_train, n_test):
+    """One line of metrics.jsonl.
+
+    epoch (1-based, completed passes), k, train_bound (mean over the epoch's minibatches of
+    the training objective, with the parameters as they were at each step, on the dynamically
+    binarized data), test_bound (L_test_k averaged over test_n test images spread evenly over
+    the test set, at the end of the epoch; null if eval_n = 0), lr, time (s for the epoch's
+    training steps), eval_time (s for the test bound), elapsed (s of training since the run
+    began, over all sessions), examples_per_s.
+    """
+    return {"epoch": run.epoch, "k": run.config.k, "train_bound": train_bound,
+            "test_bound": test, "test_k": run.config.eval_k, "test_n": n_test, "lr": lr,
+            "time": round(seconds, 3), "eval_time": round(eval_seconds, 3),
+            "elapsed": round(elapsed, 3),
+            "examples_per_s": round(n_train / seconds, 1) if seconds > 0 else None}
+
+
+# ------------------------------------------------------------------------------ reporting
+
+class _Reporter:
+    """A progress bar per epoch (on a terminal only) and one line per epoch (unless quiet)."""
+
+    def __init__(self, quiet, n_train, stream=None):
+        self.quiet, self.n_train = quiet, n_train
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def start_epoch(self, epoch, epochs, k):
+        self.bar = progress_bar(self.n_train, f"epoch {epoch + 1}/{epochs}", "ex",
+                                quiet=self.quiet, unit_scale=True)
+        self.k, self.done = k, 0
+
+    def progress(self, seen, mean):
+        if self.bar is not None:
+            self.bar.update(seen - self.done)
+            self.done = seen
+            self.bar.set_postfix_str(f"L_{self.k}={mean:.2f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def end_epoch(self, m, epochs):
+        self.close()
+        test = "" if m["test_bound"] is None else f"  test L_{m['test_k']} {m['test_bound']:.3f}"
+        self.line(f"epoch {m['epoch']}/{epochs}  train L_{m['k']} {m['train_bound']:.3f}{test}"
+                  f"  lr {m['lr']:.3g}  {m['time']:.1f} s ({m['examples_per_s']:.0f} ex/s)")
+
+    def line(self, text):
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+
+# ------------------------------------------------------------------------------ the run
+
+def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, stream=None):
+    """Train (or resume) a run in ``run_dir``; returns a summary dict.
+
+    config : a :class:`TrainConfig` (for a resumed run: the saved one with the allowed
+        overrides, see :func:`resume_config`). Raises ValueError/OSError for bad input (before
+        anything is written), :class:`minivae.train.Diverged` on NaN/inf.
+    """
+    stale = check_run_dir(run_dir, resume, force)
+    ckpt_path = os.path.join(run_dir, CHECKPOINT)
+    metrics_path = os.path.join(run_dir, METRICS)
+    if config.data == "mnist":
+        # Record where the files are (not just "$MINIVAE_DATA"), for evaluate and sample.
+        config = dataclasses.replace(
+            config, data_dir=os.path.abspath(data.resolve_data_dir(config.data_dir)))
+    rd = load_data(config)
+    run = (Run.restore(checkpoint.load(ckpt_path), config) if resume
+           else Run.fresh(config, rd.x_train.shape[1]))
+    # Only now, with the input known good, touch the run directory ("force": the old run's
+    # files go, and nothing else).
+    for f in stale:
+        os.remove(os.path.join(run_dir, f))
+    os.makedirs(run_dir, exist_ok=True)
+    report = _Reporter(quiet, len(rd.x_train), stream)
+    rows = []
+    if resume:
+        # Keep the metrics of the epochs the checkpoint has seen (a crash between writing the
+        # metrics and the checkpoint leaves one more line, which this run will redo).
+        rows = [r for r in read_metrics(metrics_path) if r.get("epoch", 0) <= run.epoch]
+        elapsed = rows[-1]["elapsed"] if rows else 0.0
+        write_metrics(metrics_path, rows)
+        report.line(f"resuming {run_dir} at epoch {run.epoch} of {config.epochs}")
+        if not run.rng_exact:
+            report.line("note: the checkpoint was written by the other backend (CPU/GPU); its "
+                        "random generators were reseeded from their saved states, so this "
+                        "run will not match an uninterrupted one bit for bit")
+    else:
+        run.save(ckpt_path)                        # a usable checkpoint from the start
+        elapsed = 0.0
+        report.line(f"training {run.model!r} on {rd.source}: L_{config.k}"
+                    f"{' (analytic KL)' if config.analytic_kl else ''}, {config.epochs} "
+                    f"epochs, {config.schedule} schedule -> {run_dir}")
+    write_json(os.path.join(run_dir, CONFIG), config.to_dict())
+    n_test = len(rd.x_test) if config.eval_n is None else min(config.eval_n, len(rd.x_test))
+    last = None
+    try:
+        while run.epoch < config.epochs:
+            report.start_epoch(run.epoch, config.epochs, config.k)
+            t0 = time.perf_counter()
+            train_bound = run.train_epoch(rd.x_train, report.progress)
+            backend.synchronize()
+            seconds = time.perf_counter() - t0
+            report.close()
+            if not all_finite(run.model.params):
+                raise Diverged(f"a parameter became NaN or inf in epoch {run.epoch + 1}")
+            t1 = time.perf_counter()
+            test = epoch_test_bound(run, rd.x_test)
+            if test is not None and not math.isfinite(test):
+                raise Diverged(f"the test bound became {test} after epoch {run.epoch + 1}")
+            lr = run.optimizer.lr
+            run.epoch += 1
+            elapsed += seconds
+            last = epoch_metrics(run, train_bound, test, lr, seconds, time.perf_counter() - t1,
+                                 elapsed, len(rd.x_train), n_test)
+            # Metrics first, then the checkpoint: a crash in between leaves a metrics line the
+            # checkpoint has not seen, which a resume drops (never a checkpoint without metrics).
+            rows.append(last)
+            write_metrics(metrics_path, rows)
+            run.save(ckpt_path)
+            report.end_epoch(last, config.epochs)
+    except Diverged as e:
+        raise Diverged(f"{e}; {ckpt_path} keeps the last good state (epoch {run.epoch}); "
+                       "try a smaller --lr") from None
+    finally:
+        report.close()
+    if plots and rows:
+        from .. import plots as plots_module
+        plots_module.save_curves(rows, os.path.join(run_dir, CURVES))
+    return {"run_dir": run_dir, "epoch": run.epoch, "last": last, "model": repr(run.model)}
+
+
+def load_run(run_dir, data_name=None, data_dir=None):
+    """(Checkpoint, model, TrainConfig, RunData) of a run directory, for evaluate/sample/plot;
+    ``data_name``/``data_dir`` override the data the run was trained on."""
+    if not os.path.isdir(run_dir):
+        raise ValueError(f"{run_dir}: no such run directory")
+    ckpt = checkpoint.load(os.path.join(run_dir, CHECKPOINT))
+    model = ckpt.model()
+    config = TrainConfig.from_dict(ckpt.train_config)
+    rd = load_data(config, data_name, data_dir)
+    return ckpt, model, config, rd
+
+
+def train_from_args(args, preset=None):
+    """Build the run's configuration from the options (over ``preset``) and train it."""
+    given = config_overrides(args)
+    if args.resume:
+        config = config_for_resume(args.out, given)
+    elif preset is not None:
+        config = TrainConfig.preset(preset, **given)
+    else:
+        config = TrainConfig(**given)
+    try:
+        return train(config, args.out, resume=args.resume, force=args.force, quiet=args.quiet,
+                     plots=not args.no_plots)
+    except KeyboardInterrupt:
+        ckpt = os.path.join(args.out, CHECKPOINT)
+        raise Interrupted(f"{ckpt} holds the last completed epoch: continue with `minivae "
+                          f"train --out {args.out} --resume`" if os.path.isfile(ckpt)
+                          else "") from None
