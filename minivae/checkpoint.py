@@ -24,7 +24,7 @@ import zipfile
 
 import numpy as np
 
-from . import backend, model as model_module, optim
+from . import backend, memory, model as model_module, optim, validate
 
 FORMAT = "minivae-checkpoint"
 VERSION = 1
@@ -141,17 +141,24 @@ def load_arrays(path):
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):   # a .npy array under an .npz name
+            raise CheckpointError(f"{path}: a single NumPy array (.npy), not a minivae "
+                                  "checkpoint (an .npz archive)")
+        with loaded as z:
             arrays = {k: z[k] for k in z.files}          # reading each member checks its CRC
         meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: not a readable minivae checkpoint "
-                              f"({type(e).__name__}: {e})") from None
+                              f"({type(e).__name__}: {' '.join(str(e).split())})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a minivae checkpoint (no '{FORMAT}' metadata)")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')} is not "
-                              f"supported by this minivae (it reads version {VERSION})")
+        raise CheckpointError(f"{path}: checkpoint format version "
+                              f"{validate._show(meta.get('version'))} is not supported by this "
+                              f"minivae (it reads version {VERSION})")
     return arrays, meta
 
 
@@ -204,64 +211,137 @@ class Checkpoint:
     def __init__(self, path):
         self.path = path
         self.arrays, self.meta = load_arrays(path)
-        self.epoch = int(self.meta.get("epoch", 0))
+        self.epoch = self._field(validate.nonnegative_int, "epoch", self.meta.get("epoch", 0))
         self.rng_exact = True
-        self.train_config = self.meta.get("train", {})
+        self.train_config = self._dict("train", self.meta.get("train", {}))
+        self._dict("rng", self.meta.get("rng", {}))
 
     def _fail(self, what):
         raise CheckpointError(f"{self.path}: {what}")
 
+    def _field(self, check, field, value, *args):
+        """``check(name, value, *args)`` from :mod:`minivae.validate`, its error naming the
+        checkpoint and the metadata field (e.g. optimizer.state.lr)."""
+        try:
+            return check(f"metadata field {field}", value, *args)
+        except ValueError as e:
+            self._fail(str(e))
+
+    def _dict(self, field, value):
+        if not isinstance(value, dict):
+            self._fail(f"metadata field {field} must be a JSON object, got "
+                       f"{validate._show(value)}")
+        return value
+
+    def _array(self, key, want_shape):
+        """The saved array ``key``: real, finite and of shape ``want_shape``, or an error."""
+        a = self.arrays.get(key)
+        if a is None or a.shape != tuple(want_shape):
+            self._fail(f"{key} is missing or has the wrong shape "
+                       f"({None if a is None else a.shape} instead of {tuple(want_shape)})")
+        if a.dtype.kind != "f":
+            self._fail(f"{key} holds {a.dtype} values, not floating point numbers")
+        if not np.isfinite(a).all():
+            self._fail(f"{key} holds NaN or inf: not a usable state (a diverged run keeps "
+                       "its last good checkpoint; this one is not)")
+        return a
+
     def model(self):
-        """The model with the saved parameters and noise-generator state."""
-        spec = self.meta.get("model") or {}
+        """The model with the saved parameters and noise-generator state.
+
+        Every parameter must be finite: a checkpoint holding NaN or inf is refused rather than
+        scored ("nan ± nan"), sampled from or resumed as if it were a good state.
+        """
+        spec = self._dict("model", self.meta.get("model"))
         cls = MODEL_CLASSES.get(spec.get("class"))
         if cls is None:
-            self._fail(f"unknown model class {spec.get('class')!r}")
+            self._fail(f"unknown model class {validate._show(spec.get('class'))}")
+        config = self._dict("model.config", spec.get("config"))
+        self._check_model_fits(config)
         try:
-            model = cls(**spec["config"])
+            model = cls(**config)
         except (TypeError, ValueError, KeyError) as e:
-            self._fail(f"bad model configuration ({e})")
+            self._fail(f"bad model configuration ({' '.join(str(e).split())})")
         for name, p in model.params.items():
-            a = self.arrays.get(f"params/{name}")
-            if a is None or a.shape != p.shape:
-                self._fail(f"parameter {name} is missing or has the wrong shape "
-                           f"({None if a is None else a.shape} instead of {p.shape})")
-            p[...] = backend.asarray(a, dtype=p.dtype)
+            p[...] = backend.asarray(self._array(f"params/{name}", p.shape), dtype=p.dtype)
         if "model" in self.meta.get("rng", {}):
             # False when the state was saved by the other backend (CPU vs GPU): the generator
             # is then reseeded from it, and the noise no longer continues bit for bit.
-            self.rng_exact = backend.set_rng_state(model.rng, self.meta["rng"]["model"]) \
+            self.rng_exact = backend.set_rng_state(model.rng, self.rng_state("model")) \
                 is not False
         return model
+
+    def _check_model_fits(self, config):
+        """Refuse sizes that cannot be allocated (x_dim = 10**12 would try 72 TiB)."""
+        from .likelihoods import LIKELIHOODS
+        sizes = {n: self._field(validate.positive_int, f"model.config.{n}", config.get(n))
+                 for n in ("x_dim", "z_dim")}
+        hidden = self._field(lambda name, v: validate.hidden(v, name), "model.config.hidden",
+                             config.get("hidden", ()))
+        likelihood = LIKELIHOODS.get(config.get("likelihood", "bernoulli")) \
+            if isinstance(config.get("likelihood", "bernoulli"), str) else None
+        if likelihood is None:
+            self._fail(f"metadata field model.config.likelihood is not one of "
+                       f"{', '.join(LIKELIHOODS)}")
+        dtype = self._field(lambda name, v: validate.dtype(v, name), "model.config.dtype",
+                            config.get("dtype", "float32"))
+        try:
+            memory.check(f"the model in {self.path}",
+                         memory.model_bytes(sizes["x_dim"], sizes["z_dim"], hidden,
+                                            len(likelihood.heads), dtype, training=False))
+        except memory.TooLarge as e:
+            raise CheckpointError(str(e)) from None
 
     def optimizer(self, model):
         """The optimizer over ``model.params``, with its saved state (t, moments, lr)."""
         spec = self.meta.get("optimizer")
-        if not spec or spec.get("class") not in OPTIMIZER_CLASSES:
+        if not spec or not isinstance(spec, dict) or spec.get("class") not in OPTIMIZER_CLASSES:
             self._fail("holds no optimizer state (it cannot resume training)")
-        state = dict(spec["state"])
-        for slot in spec.get("slots", []):
+        state = dict(self._dict("optimizer.state", spec.get("state")))
+        for key, value in state.items():
+            field = f"optimizer.state.{key}"
+            state[key] = (self._field(validate.nonnegative_int, field, value) if key == "t"
+                          else self._field(validate.real, field, value))
+        slots = spec.get("slots", [])
+        if not isinstance(slots, list) or not all(isinstance(n, str) for n in slots):
+            self._fail(f"metadata field optimizer.slots must be a list of names, got "
+                       f"{validate._show(slots)}")
+        for slot in slots:
             prefix = f"optimizer/{slot}/"
-            state[slot] = {k[len(prefix):]: a for k, a in self.arrays.items()
-                           if k.startswith(prefix)}
+            state[slot] = {k[len(prefix):]: self._array(k, a.shape)
+                           for k, a in self.arrays.items() if k.startswith(prefix)}
             # SGD without momentum has an empty slot; any other must cover every parameter.
             if state[slot] and (set(state[slot]) != set(model.params) or any(
                     a.shape != model.params[n].shape for n, a in state[slot].items())):
                 self._fail(f"optimizer slot {slot!r} does not match the model's parameters")
         cls = OPTIMIZER_CLASSES[spec["class"]]
-        opt = cls(model.params, lr=state.get("lr", 1e-3))
         try:
+            opt = cls(model.params, lr=state.get("lr", 1e-3))
             opt.load_state_dict(state)
         except (KeyError, TypeError, ValueError) as e:
             self._fail(f"bad optimizer state ({type(e).__name__}: {e})")
         return opt
 
     def rng_state(self, name):
-        """A saved generator state by name (KeyError-free: a missing one is a CheckpointError)."""
+        """A saved generator state by name, checked by restoring it into a scratch generator
+        (a missing or malformed one is a CheckpointError, not a TypeError later)."""
         states = self.meta.get("rng", {})
         if name not in states:
             self._fail(f"holds no state for the {name!r} random generator")
-        return states[name]
+        state = states[name]
+        try:
+            if not isinstance(state, dict) or not isinstance(state.get("bit_generator"), str):
+                raise TypeError("not a generator state")
+            if not state["bit_generator"].startswith("cupy."):
+                np.random.default_rng(0).bit_generator.state = state   # NumPy's, any backend
+            elif backend.name == "cupy":
+                backend.set_rng_state(backend.default_rng(0), state)
+            else:
+                json.dumps(state, sort_keys=True)     # the GPU's, on the CPU: only hashed
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
+            self._fail(f"metadata field rng.{name} is not a valid random generator state "
+                       f"({type(e).__name__}: {' '.join(str(e).split())[:80]})")
+        return state
 
 
 def load(path):
