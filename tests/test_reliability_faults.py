@@ -7,8 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from minivae import checkpoint, train as training
+from minivae import checkpoint
+from minivae.cli import runs
 from minivae.cli import main
+from helpers import run_cli
 from train_helpers import TINY_ARGS, write_mnist_dir
 
 
@@ -31,18 +33,9 @@ def copy_run(good_run, tmp_path, name="run"):
     return dst
 
 
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def rewrite_checkpoint(run_dir, edit_meta=None, edit_arrays=None):
     """Rewrite RUN_DIR/checkpoint.npz with its metadata and arrays edited in place."""
-    path = os.path.join(run_dir, training.CHECKPOINT)
+    path = os.path.join(run_dir, runs.CHECKPOINT)
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(bytes(arrays.pop("meta")).decode())
@@ -74,7 +67,7 @@ def assert_refused(capsys, run_dir, mnist_dir, *words, commands=("evaluate", "sa
             argv = ["evaluate", run_dir, "--k", "2", "--data-dir", mnist_dir]
         else:
             argv = ["sample", run_dir, "--n", "4", "--data-dir", mnist_dir]
-        code, out, err = run_cli(capsys, *argv)
+        code, out, err = run_cli(argv, capsys)
         assert code == 2, (command, err)
         assert err.count("\n") == 1 and "Traceback" not in err, (command, err)
         for w in words:
@@ -92,7 +85,7 @@ def test_checkpoint_with_non_finite_parameters_is_refused(bad, good_run, mnist_d
         arrays["params/decoder.mean.b" if "params/decoder.mean.b" in arrays
                else "params/decoder.logits.b"][3] = bad
     rewrite_checkpoint(run_dir, edit_arrays=poison)
-    assert_refused(capsys, run_dir, mnist_dir, "NaN or inf", training.CHECKPOINT)
+    assert_refused(capsys, run_dir, mnist_dir, "NaN or inf", runs.CHECKPOINT)
     assert not os.path.exists(os.path.join(run_dir, "evaluation.json"))
 
 
@@ -110,7 +103,7 @@ def test_checkpoint_with_non_finite_adam_moments_is_not_resumed(good_run, mnist_
 # ---------------------------------------------------------------- item 8: damaged checkpoints
 def test_a_npy_file_named_checkpoint_npz_is_one_line(good_run, mnist_dir, tmp_path, capsys):
     run_dir = copy_run(good_run, tmp_path)
-    path = os.path.join(run_dir, training.CHECKPOINT)
+    path = os.path.join(run_dir, runs.CHECKPOINT)
     with open(path, "wb") as f:
         np.save(f, np.zeros(3))
     assert_refused(capsys, run_dir, mnist_dir, ".npy")
@@ -146,11 +139,11 @@ def test_hand_edited_metadata_is_one_line_naming_the_field(field, value, words, 
     rewrite_checkpoint(run_dir, edit_meta=set_field(field, value))
     commands = ("resume",) if field.startswith(("optimizer", "rng.shuffle", "train")) else \
         ("evaluate", "sample", "resume")
-    assert_refused(capsys, run_dir, mnist_dir, training.CHECKPOINT, *words, commands=commands)
+    assert_refused(capsys, run_dir, mnist_dir, runs.CHECKPOINT, *words, commands=commands)
 
 
 def test_checkpoint_api_errors_are_checkpoint_errors(good_run, tmp_path):
     run_dir = copy_run(good_run, tmp_path)
     rewrite_checkpoint(run_dir, edit_meta=set_field("model.config.x_dim", 10 ** 12))
     with pytest.raises(checkpoint.CheckpointError, match="memory"):
-        checkpoint.load(os.path.join(run_dir, training.CHECKPOINT)).model()
+        checkpoint.load(os.path.join(run_dir, runs.CHECKPOINT)).model()
