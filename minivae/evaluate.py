@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from . import backend
+from . import backend, validate
 from .ops import logsumexp_weights
 
 DEFAULT_K = 5000
@@ -47,42 +47,81 @@ def _noise(generators, k, d, dtype):
     return np.stack([g.standard_normal((k, d)).astype(dtype) for g in generators], axis=1)
 
 
-def bound_per_example(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None):
+def pass_plan(n, k, chunk=DEFAULT_CHUNK):
+    """(examples per pass, samples per pass) so that examples × samples <= ``chunk``: whole
+    examples with all their K samples when K fits (e.g. 2 images × 5000 samples), else one
+    example at a time in pieces of samples."""
+    per_pass = max(1, min(max(n, 1), chunk // k))
+    return per_pass, min(k, max(1, chunk // per_pass))
+
+
+def importance_passes(model, x, k, chunk=DEFAULT_CHUNK, mask=None, noise=None, check=True):
+    """The one chunked importance-sampling pass of minivae (evaluation and imputation).
+
+    Draws K samples z_k ~ q(z|x) for every row of x and yields their log-weights
+    log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), never more than ``chunk``
+    (example × sample) pairs at once (see :func:`pass_plan`).
+
+    x : (N, D) rows the model accepts (host or backend array); mask : (N, D) or None (True =
+        observed, see :meth:`minivae.IWAE.log_weights`).
+    noise : None (the model's generator draws ε), or ``noise(rows)`` returning a function
+        ``draw(kk)`` of the next ε (kk, b, d) for the block ``rows``.
+    Yields ``(rows, pieces)`` for consecutive blocks of rows (a slice of x); ``pieces``
+    iterates over ``(log_w (kk, b), cache)`` covering the block's K samples, kk at a time.
+    Consume the pieces of a block before asking for the next block.
+    """
+    n = len(x)
+    per_pass, k_piece = pass_plan(n, k, chunk)
+    dtype = np.dtype(model.dtype)
+    for start in range(0, n, per_pass):
+        rows = slice(start, min(start + per_pass, n))
+        xb = backend.asarray(x[rows]).astype(dtype, copy=False)
+        mb = None if mask is None else backend.asarray(mask[rows])
+        yield rows, _pieces(model, xb, mb, k, k_piece, None if noise is None else noise(rows),
+                            check)
+
+
+def _pieces(model, xb, mb, k, k_piece, draw, check):
+    for k0 in range(0, k, k_piece):
+        kk = min(k_piece, k - k0)
+        eps = None if draw is None else draw(kk)
+        # Check the data once per block (its cost is b × D, not k × b × D).
+        yield model.log_weights(xb, kk, eps=eps, mask=mb, check=check and k0 == 0)
+
+
+def bound_per_example(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None,
+                      on_progress=None):
     """L_K(x) and the Monte Carlo ELBO for every example, in memory-bounded chunks.
 
     x : (N, D) data the model accepts (binary for a Bernoulli model), host or backend array.
     index : (N,) the examples' identities (e.g. their rows in the test set; default 0..N-1):
         example j's noise comes from default_rng([seed, index[j]]).
+    on_progress : ``on_progress(n_examples_done)`` after every block of examples.
     Returns (bound, elbo), both (N,) float64 NumPy arrays: bound = L_K(x) = logsumexp_k log w_k
     - log K and elbo = (1/K) Σ_k log w_k, an unbiased estimate of L_1(x) from the same samples.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k (the number of importance samples) must be an integer >= 1, "
-                         f"got {k!r}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be a positive number of examples x samples, got {chunk}")
+    k = validate.positive_int("k (the number of importance samples)", k)
+    chunk = validate.positive_int("chunk", chunk)
     n, d, dtype = len(x), model.z_dim, np.dtype(model.dtype)
     index = np.arange(n) if index is None else np.asarray(index)
     if index.shape != (n,):
         raise ValueError(f"index must have shape ({n},), got {index.shape}")
-    per_pass = max(1, chunk // k)                   # examples per pass
-    k_piece = min(k, max(1, chunk // per_pass))     # samples per pass (< k only if k > chunk)
+
+    def noise(rows):
+        generators = [np.random.default_rng([seed, int(i)]) for i in index[rows]]
+        return lambda kk: backend.asarray(_noise(generators, kk, d, dtype))
+
     bound, elbo = np.empty(n), np.empty(n)
-    for start in range(0, n, per_pass):
-        xb = backend.asarray(x[start:start + per_pass]).astype(dtype, copy=False)
-        b = xb.shape[0]
-        generators = [np.random.default_rng([seed, int(i)]) for i in index[start:start + b]]
+    for rows, pieces in importance_passes(model, x, k, chunk, noise=noise):
         lse, total = None, 0.0
-        for k0 in range(0, k, k_piece):
-            kk = min(k_piece, k - k0)
-            eps = backend.asarray(_noise(generators, kk, d, dtype))
-            # Check the data once per pass (its cost is b × D, not k × b × D).
-            log_w, _ = model.log_weights(xb, kk, eps=eps, check=k0 == 0)    # (kk, b)
+        for log_w, _ in pieces:                                          # (kk, b)
             piece, _ = logsumexp_weights(log_w)
             lse = piece if lse is None else backend.xp.logaddexp(lse, piece)
             total = total + log_w.astype(np.float64).sum(axis=0)
-        bound[start:start + b] = backend.to_numpy(lse).astype(np.float64) - math.log(k)
-        elbo[start:start + b] = backend.to_numpy(total) / k
+        bound[rows] = backend.to_numpy(lse).astype(np.float64) - math.log(k)
+        elbo[rows] = backend.to_numpy(total) / k
+        if on_progress is not None:
+            on_progress(rows.stop)
     return bound, elbo
 
 
@@ -105,17 +144,18 @@ def active_units(model, x, threshold=ACTIVE_UNIT_THRESHOLD):
     return int((a > threshold).sum()), a
 
 
-def evaluate(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None):
+def evaluate(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None, on_progress=None):
     """The summary of :mod:`minivae evaluate`: a dict of plain Python numbers.
 
     Keys: n_test, k, log_likelihood (mean L_K), nll (= -log_likelihood), stderr (of the mean
     over examples), elbo (mean ELBO estimated with the same K samples), active_units,
-    unit_variances (A_u per unit), seconds. ``index``: see :func:`bound_per_example`.
+    unit_variances (A_u per unit), seconds. ``index``, ``on_progress``: see
+    :func:`bound_per_example`.
     """
     if len(x) == 0:
         raise ValueError("no test examples to evaluate")
     t0 = time.perf_counter()
-    bound, elbo = bound_per_example(model, x, k, chunk, seed, index)
+    bound, elbo = bound_per_example(model, x, k, chunk, seed, index, on_progress)
     n_active, a = active_units(model, x)
     return {"n_test": int(len(x)), "k": int(k), "log_likelihood": float(bound.mean()),
             "nll": float(-bound.mean()),

@@ -30,6 +30,7 @@ import numpy
 
 from . import backend, validate
 from .backend import xp
+from .evaluate import importance_passes
 from .layers import ACTIVATIONS
 from .likelihoods import StudentT
 from .model import IWAE
@@ -195,13 +196,16 @@ class MIWAEImputer:
                 callback(epoch, bound)
 
     # ------------------------------------------------------------------ imputation
-    def transform(self, X, n_imputations=None):
+    def transform(self, X, n_imputations=None, on_progress=None):
         """Fill in the missing values (NaN) of X.
 
         X : (n, D), NaN = missing; D must be the D seen by fit.
         n_imputations : None (default) for the single imputation x̂^m = Σ_l w̃_l E[x^m|z_l]
             (an estimate of the conditional mean E[x^m|x^o], the imputation of least squared
             error); an integer M for M draws by sampling importance resampling.
+
+        on_progress : optional ``on_progress(n_rows_done)``, called after every block of the
+            rows that have something to impute (e.g. to update a progress bar).
 
         Returns a float64 array: (n, D) for a single imputation, (M, n, D) for M imputations.
         Observed entries are X's own values, bit for bit; fully observed rows cost nothing.
@@ -218,56 +222,54 @@ class MIWAEImputer:
         out = numpy.repeat(X[None], M, axis=0)           # observed entries copied as they are
         rows = numpy.flatnonzero(~mask.all(axis=1))      # only rows with something to impute
         L = self.n_samples
-        # Rows per pass, and samples per pass, so that rows × samples <= chunk_size.
-        n_rows = max(1, min(len(rows), self.chunk_size // L)) if len(rows) else 1
-        n_per_pass = max(1, min(L, self.chunk_size // n_rows))
-        for start in range(0, len(rows), n_rows):
-            r = rows[start:start + n_rows]
-            x, m = self._to_device(X[r], mask[r])
+        x, m = self._to_device(X[rows], mask[rows])
+        # The one chunked importance-sampling pass (minivae.evaluate): rows × samples <=
+        # chunk_size at any time.
+        for block, pieces in importance_passes(self.model_, x, L, self.chunk_size, mask=m,
+                                               check=False):
+            r = rows[block]
             if n_imputations is None:
-                draws = self._conditional_mean(x, m, L, n_per_pass)[None]
+                draws = self._conditional_mean(pieces)[None]
             else:
-                draws = self._resample(x, m, L, n_per_pass, M)
+                draws = self._resample(pieces, L, M)
             imputed = self._from_standard(backend.to_numpy(draws))
             out[:, r] = numpy.where(mask[r], X[r], imputed)
+            if on_progress is not None:
+                on_progress(block.stop)
         return out[0] if n_imputations is None else out
 
     def fit_transform(self, X, n_imputations=None, callback=None):
         """fit(X) then transform(X): impute the data the model was trained on."""
         return self.fit(X, callback=callback).transform(X, n_imputations=n_imputations)
 
-    def _weights_pass(self, x, m, L, n_per_pass, keep):
-        """Draw L samples z_l ~ q(z|x^o) in passes of n_per_pass; for each pass c yield its
-        log-sum-exp lse_c (B,) and the pass's SNIS estimate Σ_{l∈c} w̃^c_l E[x|z_l] (B, D),
-        where w̃^c is normalised within the pass; with keep, also its log w (L_c, B) and
+    def _pass_estimates(self, pieces, keep):
+        """For each piece c of the L samples z_l ~ q(z|x^o) (from :func:`importance_passes`)
+        yield its log-sum-exp lse_c (B,) and its SNIS estimate Σ_{l∈c} w̃^c_l E[x|z_l] (B, D),
+        where w̃^c is normalised within the piece; with keep, also its log w (L_c, B) and
         z (L_c, B, d).
         """
-        for start in range(0, L, n_per_pass):
-            k = min(n_per_pass, L - start)
-            log_w, cache = self.model_.log_weights(x, k, mask=m, check=False)
+        for log_w, cache in pieces:
             lse, w = logsumexp_weights(log_w)
             mean = self.model_.likelihood.mean(**cache["heads"])          # E[x|z_l]: (k, B, D)
             est = (w[..., None] * mean).sum(axis=0)
             yield lse, est, (log_w, cache["z"]) if keep else None
 
-    def _conditional_mean(self, x, m, L, n_per_pass):
+    def _conditional_mean(self, pieces):
         """SNIS: x̂ = Σ_l w̃_l E[x|z_l] over all L samples, (B, D) on the standardised scale.
 
-        Done pass by pass, exactly: with W_c = Σ_{l∈c} w_l (log W_c = lse_c),
+        Done piece by piece, exactly: with W_c = Σ_{l∈c} w_l (log W_c = lse_c),
         w̃_l = w_l / Σ_c W_c = (w_l / W_c) · (W_c / Σ_c' W_c'), so the global estimate is the
-        softmax over passes of lse_c weighting each pass's own SNIS estimate.
+        softmax over pieces of lse_c weighting each piece's own SNIS estimate.
         """
-        lses, ests = zip(*((lse, est) for lse, est, _ in self._weights_pass(x, m, L, n_per_pass,
-                                                                             keep=False)))
-        total, omega = logsumexp_weights(xp.stack(lses))                 # over passes: (C, B)
+        lses, ests = zip(*((lse, est) for lse, est, _ in self._pass_estimates(pieces, False)))
+        total, omega = logsumexp_weights(xp.stack(lses))                 # over pieces: (C, B)
         self._check_weights(total)
         return (omega[..., None] * xp.stack(ests)).sum(axis=0)
 
-    def _resample(self, x, m, L, n_per_pass, M):
+    def _resample(self, pieces, L, M):
         """SIR: M draws (M, B, D) of x ~ p(x|z_l), l drawn with probability w̃_l over all L."""
         log_w, z = (xp.concatenate(a) for a in zip(*(kept for _, _, kept in
-                                                     self._weights_pass(x, m, L, n_per_pass,
-                                                                        keep=True))))
+                                                     self._pass_estimates(pieces, True))))
         total, w = logsumexp_weights(log_w)                                  # w: (L, B)
         self._check_weights(total)
         # Inverse-CDF draws, column by column, on the host (float64 cumulative sums, so that

@@ -18,6 +18,7 @@ one atomic writer, :func:`minivae.checkpoint.atomic_write`.
 Progress: :func:`progress_bar` is the one tqdm bar of the command line. It is drawn on a
 terminal only (``disable=None``), so logs, pipes and CI stay clean.
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -47,6 +48,17 @@ def progress_bar(total, desc, unit="it", quiet=False, **kw):
     # disable=None: tqdm draws only when stderr is a terminal, so logs and pipes stay clean.
     return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
                 disable=True if quiet else None, file=sys.stderr, **kw)
+
+
+@contextlib.contextmanager
+def progress(total, desc, unit="it", quiet=False):
+    """:func:`progress_bar` as the callback the library's long functions take
+    (``on_progress(done)``: the bar moves to ``done``); closed on exit."""
+    bar = progress_bar(total, desc, unit, quiet)
+    try:
+        yield lambda done: bar.update(done - bar.n)
+    finally:
+        bar.close()
 
 
 # ------------------------------------------------------------------------------ resume rules

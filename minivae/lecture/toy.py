@@ -328,9 +328,10 @@ class ToyEncoder:
 
 
 def train_encoder(k=8, steps=3000, batch=256, lr=3e-3, hidden=(64, 64), seed=0, log_every=0,
-                  log=print):
+                  log=print, on_progress=None):
     """Fit a :class:`ToyEncoder` by Adam ascent on L_K over fresh batches x ~ p(x) (the toy
-    model's own marginal: unlimited data). Returns (encoder, list of the batch bounds)."""
+    model's own marginal: unlimited data). Returns (encoder, list of the batch bounds).
+    ``on_progress(step)`` is called after every step (e.g. to move a progress bar)."""
     enc = ToyEncoder(hidden, seed)
     opt = Adam(enc.params, lr=lr)
     rng = np.random.default_rng(seed + 1)
@@ -343,6 +344,8 @@ def train_encoder(k=8, steps=3000, batch=256, lr=3e-3, hidden=(64, 64), seed=0, 
         return value, grads if finite else None
 
     def report(step):
+        if on_progress is not None:
+            on_progress(step)
         if log_every and step % log_every == 0:
             log(f"step {step}: L_{k} = {np.mean(history[-log_every:]):.4f}")
 

@@ -53,8 +53,9 @@ def run(args):
     from .. import runs
     ckpt, model, config, rd = runs.load_run(args.run_dir, args.data, args.data_dir)
     index = evaluate.spread_subset(len(rd.x_test), args.n_test)
-    result = evaluate.evaluate(model, rd.x_test[index], k=args.k, chunk=args.chunk,
-                               seed=args.seed, index=index)
+    with runs.progress(len(index), f"L_{args.k}", "img") as report:
+        result = evaluate.evaluate(model, rd.x_test[index], k=args.k, chunk=args.chunk,
+                                   seed=args.seed, index=index, on_progress=report)
     result.update(epoch=ckpt.epoch, data=args.data or config.data, seed=args.seed,
                   chunk=args.chunk, model=repr(model))
     print(format_table(result, model, ckpt.epoch))

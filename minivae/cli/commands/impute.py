@@ -18,7 +18,7 @@ import argparse
 import os
 import time
 
-from .. import CommandError, csvio
+from .. import CommandError, csvio, runs
 from ..options import hidden_widths, nonnegative_int, positive_int, positive_real, seed
 from ...checkpoint import atomic_write_many
 from ...impute import MIWAEImputer
@@ -76,7 +76,12 @@ def run(args):
                            batch_size=args.batch_size, lr=args.lr, n_samples=args.n_samples,
                            seed=args.seed, verbose=args.verbose)
     start = time.perf_counter()
-    completed = imputer.fit_transform(table.values, n_imputations=args.n_imputations)
+    rows = int((table.missing.any(axis=1)).sum())
+    with runs.progress(args.epochs, "training MIWAE", "epoch") as report:
+        imputer.fit(table.values, callback=lambda epoch, bound: report(epoch))
+    with runs.progress(rows, f"imputing (L = {args.n_samples})", "row") as report:
+        completed = imputer.transform(table.values, n_imputations=args.n_imputations,
+                                      on_progress=report)
     if args.n_imputations is None:
         completed = completed[None]
     # All files or none (a failure while writing the third leaves no first and second).

@@ -145,8 +145,10 @@ def run(args):
         if not args.quiet:
             print(f"{objective}-k{k}: scoring {len(x_test)} test images with L_{args.k_eval} ...",
                   flush=True)
-        r = evaluate.evaluate(model, x_test, k=args.k_eval, chunk=args.chunk, seed=0,
-                              index=index)
+        with runs.progress(len(x_test), f"{objective}-k{k}: L_{args.k_eval}", "img",
+                           quiet=args.quiet) as report:
+            r = evaluate.evaluate(model, x_test, k=args.k_eval, chunk=args.chunk, seed=0,
+                                  index=index, on_progress=report)
         r.update(epoch=ckpt.epoch, data=probe.data, objective=objective, train_k=k)
         runs.write_json(os.path.join(run_dir, runs.EVALUATION), r)
         results[(objective, k)] = r

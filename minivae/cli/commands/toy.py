@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from .. import runs
 from ..options import positive_int, seed
 
 
@@ -57,10 +58,14 @@ def run(args):
                                                   seed=args.seed))
 
     _, xt = toy.sample(args.points, seed=args.seed + 1)
-    exact, err = toy.log_marginal(xt, return_error=True)
-    strict = toy.log_marginal(xt, z_max=16.0, rtol=1e-13, n_grid=16001)
     nc = min(args.check_points, len(xt))
-    riemann = toy.log_marginal_riemann(xt[:nc])
+    with runs.progress(3, "exact log p(x)", "check") as report:
+        exact, err = toy.log_marginal(xt, return_error=True)
+        report(1)
+        strict = toy.log_marginal(xt, z_max=16.0, rtol=1e-13, n_grid=16001)
+        report(2)
+        riemann = toy.log_marginal_riemann(xt[:nc])
+        report(3)
     print(f"\nexact log p(x) by quadrature, {len(xt)} points x ~ p(x): mean {exact.mean():.6f}")
     print(f"  QUADPACK's error estimate (max over points):        {err.max():.1e}")
     print(f"  |default - strict setting| (max over points):       "
@@ -70,12 +75,16 @@ def run(args):
 
     # The left panel follows one point with many more draws, so its L_K is sharp.
     one_reps = 50 * args.reps
-    curves = {"prior p(z)": toy.iwae_curve(xt, ks, args.reps, "prior", seed=args.seed)}
+    with runs.progress(1, "L_K with the prior", "curve") as report:
+        curves = {"prior p(z)": toy.iwae_curve(xt, ks, args.reps, "prior", seed=args.seed)}
+        report(1)
     one = {"prior p(z)": toy.iwae_curve(xt[:1], ks, one_reps, "prior", seed=args.seed)[:, 0]}
     for i, ke in enumerate(encoder_ks):
         print(f"\ntraining an encoder q(z|x) with L_{ke}, decoder fixed "
               f"({args.encoder_steps} steps)...")
-        enc, hist = toy.train_encoder(k=ke, steps=args.encoder_steps, seed=args.seed)
+        with runs.progress(args.encoder_steps, f"encoder L_{ke}", "step") as report:
+            enc, hist = toy.train_encoder(k=ke, steps=args.encoder_steps, seed=args.seed,
+                                          on_progress=report)
         print(f"  L_{ke} over the last 100 batches: {np.mean(hist[-100:]):.4f}")
         mean, std = enc(xt)
         label = f"encoder, trained with L_{ke}"
