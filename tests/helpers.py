@@ -1,7 +1,40 @@
-"""Small shared helpers for the tests (not a conftest: imported explicitly where used)."""
+"""Small shared helpers for the tests (not a conftest: imported explicitly where used).
+
+Backend-agnostic tests: the suite runs on NumPy and, with ``MINIVAE_BACKEND=cupy``, on the
+device (on a GPU, or under the strict CuPy stand-in ``../shared/tools/fakecupy``). Test data are
+made on the host with NumPy, handed to the library with :func:`dev` (where a function takes
+backend arrays), and results come back with :func:`host` (the backend's ``to_numpy``) before
+being compared with NumPy/SciPy references.
+"""
 import csv
 
 import numpy as np
+import pytest
+
+from minivae import backend
+
+ON_DEVICE = backend.name == "cupy"
+
+
+def host(*arrays):
+    """NumPy copies of backend arrays (or of anything array-like); one array for one argument."""
+    out = tuple(backend.to_numpy(a) for a in arrays)
+    return out[0] if len(out) == 1 else out
+
+
+def dev(*arrays):
+    """Backend arrays of host data (copied to the device under CuPy); dicts map their values."""
+    def one(a):
+        if isinstance(a, dict):
+            return {k: backend.asarray(v) for k, v in a.items()}
+        return backend.asarray(a)
+    out = tuple(one(a) for a in arrays)
+    return out[0] if len(out) == 1 else out
+
+
+def host_only(reason):
+    """Skip a test under MINIVAE_BACKEND=cupy because what it checks lives on the host."""
+    return pytest.mark.skipif(ON_DEVICE, reason=f"host-only: {reason}")
 
 
 def randomize_params(model, seed=0, scale=0.5):

@@ -18,6 +18,7 @@ import pytest
 
 import minivae
 from minivae.lecture.linear import expected_log_likelihood, kl_gaussians, log_marginal, posterior
+from helpers import host
 
 P, D = 6, 3                      # x in R^6, z in R^3
 
@@ -33,8 +34,8 @@ def random_linear_model(seed):
     prm["decoder.logvar.b"][...] = rng.normal(-1, 0.3, P)
     for name in ("encoder.mean.W", "encoder.mean.b", "encoder.logvar.W", "encoder.logvar.b"):
         prm[name][...] = rng.normal(0, 0.3, prm[name].shape)
-    W = prm["decoder.mean.W"].T                            # (P, D): x = W z + b + noise
-    b, psi = prm["decoder.mean.b"].copy(), np.exp(prm["decoder.logvar.b"])
+    W = host(prm["decoder.mean.W"]).T                      # (P, D): x = W z + b + noise
+    b, psi = host(prm["decoder.mean.b"]), np.exp(host(prm["decoder.logvar.b"]))
     x = rng.standard_normal((5, D)) @ W.T + b + rng.standard_normal((5, P)) * np.sqrt(psi)
     return model, x, W, b, psi
 
@@ -46,7 +47,7 @@ def cubature_eps(batch):
 
 
 def closed_forms(model, x, W, b, psi):
-    m_q, logvar_q = model.encode(x)
+    m_q, logvar_q = host(*model.encode(x))
     S_q = np.stack([np.diag(np.exp(v)) for v in logvar_q])          # (B, d, d)
     m_post, S_post = posterior(x, W, b, psi)
     return {
@@ -62,7 +63,7 @@ def engine_expectations(model, x):
     eps = cubature_eps(len(x))
     log_w, cache = model.log_weights(x, len(eps), eps=eps)
     log_px, _ = model.forward(x, len(eps), eps=eps)
-    return log_w.mean(axis=0), log_px.mean(axis=0)
+    return host(log_w.mean(axis=0), log_px.mean(axis=0))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -87,7 +88,7 @@ def test_bound_is_reconstruction_minus_kl_to_the_prior(seed):
     for name, value in model.params.items():
         vae.params[name][...] = value
     eps = cubature_eps(len(x))
-    np.testing.assert_allclose(vae.bound(x, len(eps), eps=eps),
+    np.testing.assert_allclose(host(vae.bound(x, len(eps), eps=eps)),
                                c["reconstruction"] - c["kl_prior"], rtol=0, atol=1e-9)
 
 
@@ -98,6 +99,7 @@ def test_monte_carlo_bound_agrees_with_the_decompositions():
     c = closed_forms(model, x, W, b, psi)
     n = 200_000
     log_w, _ = model.log_weights(x, n, eps=np.random.default_rng(0).standard_normal((n, 5, D)))
+    log_w = host(log_w)
     se = log_w.std(axis=0) / np.sqrt(n)
     assert np.all(np.abs(log_w.mean(axis=0) - (c["loglik"] - c["kl_posterior"])) < 5 * se)
 

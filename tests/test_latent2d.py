@@ -2,6 +2,7 @@
 import numpy as np
 
 import minivae
+from helpers import host
 from minivae.cli import main
 from minivae.plots import LECTURE_POINTS, decoded_images
 
@@ -12,7 +13,7 @@ def test_decoder_is_sigmoid_of_v_tanh_wz_plus_b_plus_beta():
     rng = np.random.default_rng(0)
     for name in model.params:                      # non-zero biases too
         model.params[name][...] = rng.normal(0, 0.5, model.params[name].shape)
-    p = model.params
+    p = {name: host(value) for name, value in model.params.items()}
     z = np.asarray(LECTURE_POINTS)
     h = np.tanh(z @ p["decoder.0.W"] + p["decoder.0.b"])
     expected = 1 / (1 + np.exp(-(h @ p["decoder.logits.W"] + p["decoder.logits.b"])))

@@ -5,6 +5,7 @@ import pytest
 from minivae import layers
 from minivae.gradcheck import check_function, check_layer, format_report, max_error
 from minivae.likelihoods import LIKELIHOODS
+from helpers import dev, host
 
 TOL = 1e-6
 
@@ -15,8 +16,8 @@ def assert_passes(report):
 
 def test_affine():
     rng = np.random.default_rng(0)
-    inputs = {"x": rng.standard_normal((5, 4)), "W": rng.standard_normal((4, 3)),
-              "b": rng.standard_normal(3)}
+    inputs = dev({"x": rng.standard_normal((5, 4)), "W": rng.standard_normal((4, 3)),
+                  "b": rng.standard_normal(3)})
 
     def backward(dout, cache):
         dx, g = layers.affine_backward(dout, cache)
@@ -26,9 +27,9 @@ def test_affine():
 
 def test_affine_skips_dx_for_data():
     rng = np.random.default_rng(1)
-    out, cache = layers.affine_forward(rng.standard_normal((2, 3)), rng.standard_normal((3, 4)),
-                                       np.zeros(4))
-    dx, g = layers.affine_backward(np.ones_like(out), cache, need_dx=False)
+    out, cache = layers.affine_forward(*dev(rng.standard_normal((2, 3)),
+                                            rng.standard_normal((3, 4)), np.zeros(4)))
+    dx, g = layers.affine_backward(dev(np.ones(out.shape)), cache, need_dx=False)
     assert dx is None and g["W"].shape == (3, 4)
 
 
@@ -38,23 +39,22 @@ def test_activation(name):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((6, 5)) * 3
     a[np.abs(a) < 0.05] = 0.5          # keep ReLU's kink out of the finite-difference stencil
-    report = check_layer(lambda a: forward(a), lambda d, c: {"a": backward(d, c)}, {"a": a})
+    report = check_layer(lambda a: forward(a), lambda d, c: {"a": backward(d, c)}, dev({"a": a}))
     assert_passes(report)
 
 
 def test_softplus_is_stable_for_large_inputs():
-    y, cache = layers.softplus_forward(np.array([-800.0, 0.0, 800.0]))
-    assert np.allclose(y, [0.0, np.log(2.0), 800.0])
-    assert np.allclose(layers.softplus_backward(np.ones(3), cache), [0.0, 0.5, 1.0])
+    y, cache = layers.softplus_forward(dev(np.array([-800.0, 0.0, 800.0])))
+    assert np.allclose(host(y), [0.0, np.log(2.0), 800.0])
+    assert np.allclose(host(layers.softplus_backward(dev(np.ones(3)), cache)), [0.0, 0.5, 1.0])
 
 
 @pytest.mark.parametrize("activation", sorted(layers.ACTIVATIONS))
 def test_mlp(activation):
     rng = np.random.default_rng(3)
-    params = {"net.0.W": rng.standard_normal((4, 5)), "net.0.b": rng.standard_normal(5),
-              "net.1.W": rng.standard_normal((5, 3)), "net.1.b": rng.standard_normal(3)}
-    x = rng.standard_normal((7, 4))
-    dout = rng.standard_normal((7, 3))
+    params = dev({"net.0.W": rng.standard_normal((4, 5)), "net.0.b": rng.standard_normal(5),
+                  "net.1.W": rng.standard_normal((5, 3)), "net.1.b": rng.standard_normal(3)})
+    x, dout = dev(rng.standard_normal((7, 4)), rng.standard_normal((7, 3)))
     h, caches = layers.mlp_forward(x, params, "net", 2, activation)
     grads = {}
     dx = layers.mlp_backward(dout, caches, "net", activation, grads)
@@ -72,8 +72,8 @@ def test_observation_model(name, masked):
     rng = np.random.default_rng(4)
     shape = (3, 5)
     x = (rng.random(shape) < 0.5) * 1.0 if name == "bernoulli" else rng.standard_normal(shape)
-    heads = {h: rng.standard_normal(shape) for h in model.heads}
-    mask = rng.random(shape) < 0.6 if masked else np.ones(shape, bool)
+    heads = dev({h: rng.standard_normal(shape) for h in model.heads})
+    x, mask = dev(x, rng.random(shape) < 0.6 if masked else np.ones(shape, bool))
 
     def f():
         return float((model.log_prob(x, **heads) * mask).sum())
@@ -85,15 +85,18 @@ def test_observation_models_are_normalised():
     """Each log-density integrates (sums) to 1 over x: a check of the constants."""
     from scipy.integrate import quad
     lik = LIKELIHOODS
-    assert np.isclose(np.exp(lik["bernoulli"].log_prob(np.array([0.0, 1.0]), 0.7)).sum(), 1)
+    assert np.isclose(np.exp(host(lik["bernoulli"].log_prob(dev(np.array([0.0, 1.0])),
+                                                           0.7))).sum(), 1)
     for name, heads in (("gaussian", (0.3, -0.4)), ("student_t", (0.3, -0.4, 0.2))):
-        total, _ = quad(lambda x: np.exp(lik[name].log_prob(np.float64(x), *heads)),
+        heads = dev(*(np.array(h) for h in heads))
+        total, _ = quad(lambda x: float(np.exp(host(lik[name].log_prob(dev(np.array(x)),
+                                                                        *heads)))),
                         -np.inf, np.inf)
         assert abs(total - 1) < 1e-8, name
 
 
 def test_bernoulli_log_prob_from_extreme_logits():
     from minivae.likelihoods import Bernoulli
-    lp = Bernoulli.log_prob(np.array([1.0, 0.0], np.float32), np.array([-200.0, 200.0],
-                                                                         np.float32))
+    lp = host(Bernoulli.log_prob(*dev(np.array([1.0, 0.0], np.float32),
+                                      np.array([-200.0, 200.0], np.float32))))
     assert np.all(np.isfinite(lp)) and np.allclose(lp, [-200.0, -200.0])

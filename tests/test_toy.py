@@ -118,7 +118,7 @@ def test_encoder_gradient_against_finite_differences():
     _, grads = enc.bound_and_grads(x, 3, eps)
     for name, p in enc.params.items():
         for idx in np.ndindex(p.shape):
-            old = p[idx]
+            old = float(p[idx])       # a copy: under CuPy p[idx] is a 0-d view of p
             p[idx] = old + 1e-6
             up, _ = enc.bound_and_grads(x, 3, eps)
             p[idx] = old - 1e-6
