@@ -22,10 +22,13 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     # The CUDA source lives in kernels/ at the top of the repository (where a reader looks for
-    # it) and is installed as the package minivae.kernels, so `pip install` ships it.
-    packages=find_packages(include=["minivae", "minivae.*"]) + ["minivae.kernels"],
-    package_dir={"minivae.kernels": "kernels"},
-    package_data={"minivae": ["datasets/*.npz"], "minivae.kernels": ["*.cu", "*.h"]},
+    # it) and is installed as the package minivae.kernels, so `pip install` ships it; the labs
+    # (sheets, answers, exercise stubs, run scripts) likewise as minivae.labs.files.
+    packages=find_packages(include=["minivae", "minivae.*"]) + ["minivae.kernels",
+                                                                 "minivae.labs.files"],
+    package_dir={"minivae.kernels": "kernels", "minivae.labs.files": "labs"},
+    package_data={"minivae": ["datasets/*.npz"], "minivae.kernels": ["*.cu", "*.h"],
+                  "minivae.labs.files": ["*.md", "*/*.md", "*/*.py"]},
     install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2"] + NVRTC,

@@ -133,14 +133,16 @@ def posterior_means(model, x, batch=1000):
                            for i in range(0, len(x), batch)])
 
 
-def active_units(model, x, threshold=ACTIVE_UNIT_THRESHOLD):
-    """Burda et al.'s activity statistic A_u = Cov_x(E_{q(z|x)}[z_u]) for every latent unit u.
+def active_units(posterior_means, threshold=ACTIVE_UNIT_THRESHOLD):
+    """Burda et al.'s activity statistic A_u = Cov_x(E_{q(z|x)}[z_u]) for every latent unit u,
+    from the posterior means (N, d) of N examples (:func:`posterior_means`): the variance over
+    the examples (divided by N) of each unit's posterior mean.
 
     Returns (number of units with A_u > threshold, A of shape (d,)). A unit whose posterior
-    mean does not move with x carries no information about x: it is *inactive*.
+    mean does not move with x carries no information about x: it is *inactive*. (Lab 7.)
     """
-    means = posterior_means(model, x)
-    a = means.var(axis=0) if len(means) > 1 else np.zeros(model.z_dim)
+    means = np.asarray(posterior_means, dtype=np.float64)
+    a = means.var(axis=0) if len(means) > 1 else np.zeros(means.shape[1])
     return int((a > threshold).sum()), a
 
 
@@ -156,7 +158,7 @@ def evaluate(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None, on_
         raise ValueError("no test examples to evaluate")
     t0 = time.perf_counter()
     bound, elbo = bound_per_example(model, x, k, chunk, seed, index, on_progress)
-    n_active, a = active_units(model, x)
+    n_active, a = active_units(posterior_means(model, x))
     return {"n_test": int(len(x)), "k": int(k), "log_likelihood": float(bound.mean()),
             "nll": float(-bound.mean()),
             "stderr": float(bound.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None,

@@ -37,6 +37,24 @@ class SGD:
                          for n, v in state["velocity"].items()}
 
 
+def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):
+    """One step of Adam *ascending* the objective (Kingma & Ba 2015, Algorithm 1), t = 1 first:
+
+        m' = β1 m + (1 - β1) g,   s' = β2 s + (1 - β2) g²,
+        θ' = θ + lr · m̂ / (√ŝ + ε),   m̂ = m' / (1 - β1^t),   ŝ = s' / (1 - β2^t).
+
+    Returns new arrays (param_new, m_new, s_new); the arguments are left unchanged. Both bias
+    corrections are folded into the step size and ε (the note under the paper's Algorithm 1):
+    θ' = θ + lr_t m' / (√s' + ε_t), lr_t = lr √(1 - β2^t) / (1 - β1^t), ε_t = ε √(1 - β2^t).
+    (Lab 7; Adam.step.)
+    """
+    c2 = (1 - beta2 ** t) ** 0.5
+    m_new = beta1 * m + (1 - beta1) * grad
+    s_new = beta2 * s + (1 - beta2) * (grad * grad)
+    param_new = param + (lr * c2 / (1 - beta1 ** t)) * m_new / (xp.sqrt(s_new) + eps * c2)
+    return param_new, m_new, s_new
+
+
 class Adam:
     """Adam (Kingma & Ba 2015), ascending: with g the gradient of the objective,
 
@@ -58,17 +76,10 @@ class Adam:
 
     def step(self, grads):
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        # Fold both bias corrections into the step size (as in the paper's Algorithm 1 note).
-        step_size = self.lr * (1 - b2 ** self.t) ** 0.5 / (1 - b1 ** self.t)
-        eps_hat = self.eps * (1 - b2 ** self.t) ** 0.5
         for name, p in self.params.items():
-            g, m, s = grads[name], self.m[name], self.s[name]
-            m *= b1
-            m += (1 - b1) * g
-            s *= b2
-            s += (1 - b2) * (g * g)
-            p += step_size * m / (xp.sqrt(s) + eps_hat)
+            p[...], self.m[name], self.s[name] = adam_step(
+                p, grads[name], self.m[name], self.s[name], self.t, self.lr, self.beta1,
+                self.beta2, self.eps)
 
     def state_dict(self):
         return {"t": self.t, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,

@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from . import backend
+from .likelihoods import Bernoulli
 
 IMAGE_SIDE = 28
 DPI = 100
@@ -82,6 +83,14 @@ def _save_grid(grid, path, title, zoom=2, dpi=DPI):
     return _save(fig, path, dpi, tight=False)
 
 
+def ancestral_sample(decode_logits, z, u):
+    """Ancestral sampling from a Bernoulli DLVM, given z ~ p(z) (n, d) and uniforms u (n, D):
+    returns (means, x) with means = E[x|z] = σ(f_θ(z)) and x_j = [u_j < means_j], a draw from
+    p_θ(x|z). ``decode_logits(z)`` returns the decoder's logits f_θ(z). (Lab 7.)"""
+    means = Bernoulli.mean(decode_logits(z))
+    return means, (u < means).astype(means.dtype)
+
+
 def sample_images(model, n, draws=False, seed=0):
     """n images from the model: E[x|z] with z ~ N(0, I) (or a Bernoulli draw when ``draws``).
 
@@ -90,13 +99,15 @@ def sample_images(model, n, draws=False, seed=0):
     """
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, model.z_dim))
-    mean = backend.to_numpy(model.observation_mean(backend.asarray(z, dtype=model.dtype)))
-    if draws:
-        if model.likelihood.name != "bernoulli":
-            raise ValueError("drawing samples (--draws) needs the bernoulli likelihood; "
-                             "without it the pictures show E[x|z]")
-        return (rng.random(mean.shape) < mean).astype(mean.dtype)
-    return mean
+    zb = backend.asarray(z, dtype=model.dtype)
+    if not draws:
+        return backend.to_numpy(model.observation_mean(zb))
+    if model.likelihood.name != "bernoulli":
+        raise ValueError("drawing samples (--draws) needs the bernoulli likelihood; "
+                         "without it the pictures show E[x|z]")
+    u = backend.asarray(rng.random((n, model.x_dim)))          # float64, as drawn
+    _, x = ancestral_sample(lambda z: model.decode(z)["logits"], zb, u)
+    return backend.to_numpy(x)
 
 
 def save_samples(model, path, n=100, draws=False, seed=0, ncols=10):

@@ -88,7 +88,7 @@ def test_active_units():
     W[:, 3] = 0.01                 # Var = 0.01² · Var(Σ_j x_j) = 1e-4 · 5: inactive
     b[:] = 2.0                     # a constant offset moves nothing
     W[:, 0] *= 10
-    n, a = evaluate.active_units(model, x)
+    n, a = evaluate.active_units(evaluate.posterior_means(model, x))
     mu = x @ host(W) + host(b)
     np.testing.assert_allclose(a, mu.var(axis=0), rtol=1e-12)
     assert a[1] == 0 and a[3] < 1e-2 < a[0] and a[2] > 1e-2

@@ -1,13 +1,14 @@
 """The labs (labs/, minivae.labs): checks, solutions, planted mistakes, reset, the real-data runs.
 
-For every lab: the checks pass on minivae's own implementation (--solution) and through an
-exercise *file* built from it; the untouched exercise file reports every function NOT
-IMPLEMENTED and exits non-zero without a traceback; a planted wrong gradient or function is
-reported FAIL while the correct ones still pass; the "now on real data" part runs on its small
---quick budget. Also: the labs' reference gradients are what minivae's models compute.
+For every lab: the checks pass on minivae's own functions (--solution) and through an exercise
+*file* built from them; a bug planted in the library fails the lab's --solution; the untouched
+exercise file reports every function NOT IMPLEMENTED and exits non-zero without a traceback; a
+planted wrong gradient or function is reported FAIL while the correct ones still pass; the "now
+on real data" part runs on its small --quick budget, with the student's functions in the
+library when asked (a wrong one changes the printed figures).
 """
+import inspect
 import math
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +18,11 @@ import numpy as np
 import pytest
 
 from minivae.labs import NUMBERS, __main__ as labs_cli, get_lab
-from minivae.labs.core import template_text
+from minivae.labs.core import labs_root, pristine_text, resolve, shipped_file, solution
+
+
+def template_text(lab):
+    return pristine_text(lab)
 
 REPO = Path(__file__).resolve().parents[1]
 STATUS = re.compile(r"^  (\S+)\s+(PASS|FAIL|NOT IMPLEMENTED|ERROR)\b(.*)$")
@@ -41,7 +46,8 @@ def exercise_from_solution(n, planted=""):
     """An exercise file whose functions are minivae's own (the solution), followed by
     ``planted`` code that may redefine some of them."""
     return (f"from minivae.labs import get_lab as _get_lab\n"
-            f"_solution = _get_lab({n}).solution()\n"
+            f"from minivae.labs.core import solution as _solution_of\n"
+            f"_solution = _solution_of(_get_lab({n}))\n"
             f"globals().update({{k: v for k, v in vars(_solution).items() "
             f"if not k.startswith('__')}})\n"
             f"import numpy as np\nimport math\n\n{planted}\n")
@@ -55,17 +61,12 @@ def write_exercise(tmp_path, text):
 
 # ---------------------------------------------------------------- the files
 @pytest.mark.parametrize("n", NUMBERS)
-def test_repository_exercise_files_are_the_pristine_templates(n):
-    """The repository ships the stubs. A student working on a lab edits them, so outside CI
-    (environment variable CI unset) a modified file is a skip, not a failure."""
+def test_each_lab_ships_its_sheet_answers_exercise_and_run_script(n):
     lab = get_lab(n)
-    assert (REPO / "labs" / lab.FOLDER / "README.md").is_file()
-    path = REPO / "labs" / lab.FOLDER / "exercise.py"
-    if path.read_text(encoding="utf-8") != template_text(lab):
-        if not os.environ.get("CI"):
-            pytest.skip(f"{path} is being worked on (it differs from the pristine stubs; "
-                        f"`python -m minivae.labs reset {n}` restores them)")
-        pytest.fail(f"{path} differs from minivae/labs/templates/lab{n:02d}.py")
+    for name in ("README.md", "ANSWERS.md", "exercise.py", "run.py"):
+        assert shipped_file(lab, name).is_file()
+    assert "ANSWERS.md" in shipped_file(lab, "README.md").read_text(encoding="utf-8")
+    assert not (REPO / "minivae" / "labs" / "templates").exists()
 
 
 def test_index_lists_every_lab():
@@ -82,8 +83,27 @@ def test_every_check_has_a_stub_and_a_solution(n):
     raising = [s for s in stubs if f'NotImplementedError("{s}' in template_text(lab)
                or f"NotImplementedError('{s}" in template_text(lab)]
     assert raising == names, "one check per stub, in the order of the exercise file"
-    solution = lab.solution()
-    assert all(callable(getattr(solution, name, None)) for name in names)
+    ns = solution(lab)
+    assert all(callable(getattr(ns, name, None)) for name in names)
+
+
+@pytest.mark.parametrize("n", NUMBERS)
+def test_every_exercise_function_is_a_library_function_with_its_signature(n, tmp_path):
+    """The exercise is the library: same name, same parameters (and defaults). The library's
+    function may end with optional switches the exercise leaves out (need_dx=False: a saving,
+    not a different result), which run --mine drops when it calls the student's function."""
+    lab = get_lab(n)
+    if not hasattr(lab, "SOLUTION"):
+        pytest.skip(f"lab {n} still checks against its own copies")
+    from minivae.labs.core import load_exercise
+    stub = load_exercise(write_exercise(tmp_path, template_text(lab)))
+    for dotted in lab.SOLUTION:
+        name = dotted.rsplit(".", 1)[-1]
+        mine = list(inspect.signature(getattr(stub, name)).parameters.values())
+        ours = list(inspect.signature(resolve(dotted)).parameters.values())
+        assert [(p.name, p.default) for p in mine] == \
+            [(p.name, p.default) for p in ours[:len(mine)]], dotted
+        assert all(p.default is not p.empty for p in ours[len(mine):]), dotted
 
 
 # ---------------------------------------------------------------- the checks

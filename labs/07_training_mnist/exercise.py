@@ -20,7 +20,7 @@ def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):
     raise NotImplementedError("adam_step: return param_new, m_new, s_new")
 
 
-def manifold_grid(n, low=0.05, high=0.95):
+def manifold_grid(n=20, low=0.05, high=0.95):
     """The latent points of the "learned manifold" figure for a 2-D latent space: an n x n grid
     whose cells carry equal prior mass, z_i = Φ⁻¹(p_i) for n evenly spaced p_i in [low, high].
 

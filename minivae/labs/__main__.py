@@ -1,14 +1,20 @@
-"""``python -m minivae.labs [list | check N | reset N | run N]``: see :mod:`minivae.labs`."""
+"""``python -m minivae.labs [list | check N | reset N | run N]``: see :mod:`minivae.labs`.
+
+Written as a command (``add_arguments(parser)`` and ``run(args)``) so that ``minivae lab`` is
+the same command; ``main`` is the stand-alone entry point of ``python -m minivae.labs``.
+"""
 import argparse
 import difflib
 import shutil
 import sys
 import time
+import traceback
+from pathlib import Path
 
 from .. import backend
 from . import NUMBERS, all_labs, get_lab
-from .core import LabError, find_exercise, format_results, load_exercise, run_checks, \
-    template_text
+from .core import (LabError, _one_line, captured, find_exercise, format_results, load_exercise,
+                   load_run_script, pristine_text, run_checks, solution, substituted)
 
 EXIT_NOT_PASSED = 1
 EXIT_BAD_INPUT = 2
@@ -32,29 +38,33 @@ def _lab_number(s):
     return n
 
 
-def build_parser():
-    p = _Parser(prog=PROG, description="The minivae labs: derive each gradient, check it "
-                "against finite differences, run it on real data. Without a command, lists "
-                "the labs.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def add_arguments(p):
+    sub = p.add_subparsers(dest="lab_command", metavar="COMMAND", parser_class=_Parser)
     sub.add_parser("list", help="list the labs, their time and where their exercise file is")
     c = sub.add_parser("check", help="check the exercise functions of lab N")
-    c.add_argument("lab", type=_lab_number, help="the lab number, 1..8")
+    c.add_argument("lab", type=_lab_number, help=f"the lab number, {NUMBERS[0]}..{NUMBERS[-1]}")
     c.add_argument("--solution", action="store_true",
-                   help="run the same checks on minivae's own implementation")
+                   help="run the same checks on minivae's own functions")
     c.add_argument("--path", help="the exercise file, or a folder holding it (the lab's "
                    "folder, labs/ or the repository root); default: found from the current "
                    "directory")
     r = sub.add_parser("reset", help="restore lab N's exercise file to its pristine stubs "
                        "(the old one is kept as exercise.py.bak)")
-    r.add_argument("lab", type=_lab_number, help="the lab number, 1..8")
+    r.add_argument("lab", type=_lab_number, help=f"the lab number, {NUMBERS[0]}..{NUMBERS[-1]}")
     r.add_argument("--path", help="the exercise file or a folder (as for check)")
     r.add_argument("--diff", action="store_true",
                    help="only show how the exercise file differs from the pristine one")
-    run = sub.add_parser("run", help="the lab's 'now on real data' part (options after N: "
-                         f"`{PROG} run N --help`)")
-    run.add_argument("lab", type=_lab_number, help="the lab number, 1..8")
+    run = sub.add_parser("run", help="the lab's 'now on real data' part, with your functions "
+                         f"once they pass (options after N: `{PROG} run N --help`)")
+    run.add_argument("lab", type=_lab_number, help=f"the lab number, {NUMBERS[0]}..{NUMBERS[-1]}")
     run.add_argument("options", nargs=argparse.REMAINDER, help="options of that lab's run")
+
+
+def build_parser():
+    p = _Parser(prog=PROG, description="The minivae labs: derive each gradient, check it "
+                "against finite differences, run it on real data. Without a command, lists "
+                "the labs.")
+    add_arguments(p)
     return p
 
 
@@ -67,13 +77,17 @@ def cmd_list(args):
     return 0
 
 
-def cmd_check(args):
+def _require_numpy(what):
     if backend.name != "numpy":
-        raise LabError("the checks run on the CPU with NumPy: unset MINIVAE_BACKEND (it is "
+        raise LabError(f"{what} on the CPU with NumPy: unset MINIVAE_BACKEND (it is "
                        f"{backend.name!r})")
+
+
+def cmd_check(args):
+    _require_numpy("the checks run")
     lab = get_lab(args.lab)
     if args.solution:
-        mod, what = lab.solution(), "minivae's implementation (--solution)"
+        mod, what = solution(lab), "minivae's own functions (--solution)"
     else:
         path = find_exercise(lab, args.path)
         what = str(path)
@@ -95,7 +109,7 @@ def cmd_check(args):
 def cmd_reset(args):
     lab = get_lab(args.lab)
     path = find_exercise(lab, args.path, must_exist=False)
-    pristine = template_text(lab)
+    pristine = pristine_text(lab)
     current = path.read_text("utf-8") if path.is_file() else None
     if args.diff:
         if current is None:
@@ -117,34 +131,102 @@ def cmd_reset(args):
     return 0
 
 
-def cmd_run(args):
-    if backend.name != "numpy":
-        raise LabError("the labs run on the CPU with NumPy (lab 6 also runs the kernel on a GPU "
-                       f"when CuPy sees one): unset MINIVAE_BACKEND (it is {backend.name!r})")
-    lab = get_lab(args.lab)
+def _run_parser(lab, script):
     p = _Parser(prog=f"{PROG} run {lab.NUMBER}", description=f"Lab {lab.NUMBER}, now on real "
-                f"data: {lab.RUN_DESCRIPTION}")
+                f"data: {getattr(script, 'DESCRIPTION', lab.TITLE)}. By default your exercise "
+                "functions replace minivae's when they all pass the checks, and your results "
+                "are printed beside minivae's (same data, same seed).")
     p.add_argument("--quick", action="store_true",
                    help="a small budget (a few seconds; what CI runs)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help=f"where to write figures (default "
                    f"runs/labs/{lab.FOLDER})")
-    if hasattr(lab, "add_arguments"):
-        lab.add_arguments(p)
-    opts = p.parse_args(args.options)
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--mine", action="store_true",
+                     help="use your exercise functions even if some checks fail")
+    who.add_argument("--library", action="store_true",
+                     help="use minivae's functions only (the reference run)")
+    p.add_argument("--path", help="your exercise file or its folder (as for check)")
+    if hasattr(script, "add_arguments"):
+        script.add_arguments(p)
+    return p
+
+
+def _figures_table(mine, ref):
+    names = list(dict.fromkeys([*ref, *mine]))
+    width = max([len(n) for n in names] + [10])
+    lines = [f"\n{'':<{width}}  {'yours':>12}  {'minivae':>12}",
+             *(f"{n:<{width}}  {_fmt(mine.get(n)):>12}  {_fmt(ref.get(n)):>12}" for n in names)]
+    return "\n".join(lines)
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def cmd_run(args):
+    _require_numpy("the labs run (lab 6 also runs the kernel on a GPU when CuPy sees one)")
+    lab = get_lab(args.lab)
+    script = load_run_script(lab)
+    opts = _run_parser(lab, script).parse_args(args.options)
     print(f"Lab {lab.NUMBER}, now on real data: {lab.TITLE}")
+    mine = None
+    if not opts.library:
+        try:
+            path = find_exercise(lab, opts.path)
+        except LabError:
+            if opts.mine:
+                raise
+            path = None
+        if path is not None:
+            mod = load_exercise(path)
+            if opts.mine:
+                mine = mod
+            else:
+                results = run_checks(lab, mod)
+                n = sum(r.passed for r in results)
+                if n == len(results):
+                    mine = mod
+                else:
+                    print(f"(with minivae's functions: {n} of {len(results)} of yours pass "
+                          f"`{PROG} check {lab.NUMBER}`; `--mine` uses them anyway)")
     t0 = time.perf_counter()
-    lab.run(opts)
+    if mine is None:
+        script.main(opts)
+    else:
+        print(f"with your functions from {mine.__file__} in the library "
+              f"({', '.join(d.rsplit('.', 1)[-1] for d in lab.SOLUTION)})\n")
+        with captured():
+            ref = script.main(opts) or {}
+        try:
+            with substituted(lab, mine):
+                figures = script.main(opts) or {}
+        except Exception as e:  # noqa: B902 - the student's code may raise anything
+            if not any(Path(f.filename) == Path(mine.__file__)
+                       for f in traceback.extract_tb(e.__traceback__)):
+                raise
+            print(f"{PROG}: your functions stopped the run: "
+                  f"{_one_line(e, mine.__file__)}", file=sys.stderr)
+            return EXIT_NOT_PASSED
+        print(_figures_table(figures, ref))
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
+COMMANDS = {None: cmd_list, "list": cmd_list, "check": cmd_check, "reset": cmd_reset,
+            "run": cmd_run}
+
+
+def run(args):
+    return COMMANDS[args.lab_command](args)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    commands = {None: cmd_list, "list": cmd_list, "check": cmd_check, "reset": cmd_reset,
-                "run": cmd_run}
     try:
-        return commands[args.command](args)
+        return run(args)
     except (LabError, ValueError, OSError) as e:
         print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,9 +1,10 @@
-"""Helpers shared by the labs' checks and "now on real data" parts."""
+"""Helpers shared by the labs' checks and their "now on real data" parts (labs/NN_*/run.py)."""
 import time
 
 import numpy as np
 
-from .. import backend, data, optim
+from .. import backend, data
+from .. import train as training
 from ..model import IWAE, VAE
 
 
@@ -24,34 +25,20 @@ def random_params(params, rng, scale=0.5):
     return params
 
 
-def train(model, x_train, epochs=None, seconds=None, k=1, batch_size=100, lr=1e-3, seed=0,
-          log=None):
-    """A minimal training loop (the real one is ``minivae train``): Adam on the bound L_k,
-    dynamic binarization of grey-level x_train, for a number of epochs or seconds (whichever
-    comes first). Returns the list of (epoch, mean training bound)."""
-    rng = np.random.default_rng(seed)
-    draw = backend.default_rng(seed + 1)
-    opt = optim.Adam(model.params, lr=lr)
-    history, t0, epoch = [], time.perf_counter(), 0
-    while (epochs is None or epoch < epochs) and \
-            (seconds is None or time.perf_counter() - t0 < seconds):
-        total, n, partial = 0.0, 0, False
-        for idx in data.epoch_batches(len(x_train), batch_size, rng):
-            xb = data.make_batch(x_train, idx, "dynamic", draw)
-            value, grads = model.bound_and_grads(xb, k, check=False)
-            opt.step(grads)
-            total += float(value) * len(idx)
-            n += len(idx)
-            if seconds is not None and time.perf_counter() - t0 > seconds:
-                partial = n < len(x_train)
-                break
-        epoch += 1
-        history.append((epoch, total / max(n, 1)))
+def fit(x_train, log=print, label="", **config):
+    """Train a model with minivae's training loop (minivae.train: Adam on L_K, minibatches,
+    dynamic binarization), for ``config["epochs"]`` passes over x_train (grey levels, float32).
+    ``config`` holds the fields of :class:`minivae.train.TrainConfig`. Returns the model."""
+    cfg = training.TrainConfig(eval_n=0, **config)
+    run = training.Run.fresh(cfg, x_train.shape[1])
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        bound = training.train_epoch(run, x_train)
+        run.epoch += 1
         if log:
-            log(f"   epoch {epoch:3d}  training bound {total / max(n, 1):9.2f} nats "
-                f"({time.perf_counter() - t0:5.1f} s)"
-                + (f", stopped after {n} of {len(x_train)} digits (time budget)" if partial else ""))
-    return history
+            log(f"   {label}epoch {epoch + 1}/{cfg.epochs}: training bound L_{cfg.k} = "
+                f"{bound:8.2f} nats ({time.perf_counter() - t0:.1f} s)")
+    return run.model
 
 
 def test_bound(model, x, k, batch_size=100):
@@ -61,7 +48,7 @@ def test_bound(model, x, k, batch_size=100):
     return float(np.concatenate(vals).mean())
 
 
-__all__ = ["mnist", "random_params", "train", "test_bound", "IWAE", "VAE"]
+__all__ = ["mnist", "random_params", "fit", "test_bound", "IWAE", "VAE"]
 
 
 class LinearGaussianDecoder:

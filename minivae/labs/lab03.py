@@ -1,17 +1,14 @@
 """Lab 3: backpropagation by hand (affine, tanh, ReLU, softplus, an MLP).
 
-Checks: each backward against five-point finite differences of the layer's forward (minivae's
-own, so a broken forward in the exercise file cannot hide a wrong backward), with the scalar
-L = Σ out ⊙ dout for a fixed random dout, as in CS231n's assignments.
+Checks: each backward against minivae.layers' backward on the same inputs, and against
+five-point finite differences of minivae's forward (so a broken forward in the exercise file
+cannot hide a wrong backward), with the scalar L = Σ out ⊙ dout for a fixed random dout, as in
+CS231n's assignments.
 """
-import time
-
 import numpy as np
 
-from .. import gradcheck, layers
-from ..model import IWAE
-from .common import mnist, random_params
-from .core import CheckFailed, as_array, as_dict, call, check_gradient, namespace, unpack
+from .. import layers
+from .core import CheckFailed, as_array, as_dict, call, check_gradient, compare, library, unpack
 
 NUMBER = 3
 FOLDER = "03_backprop"
@@ -19,9 +16,19 @@ TITLE = "Backpropagation by hand: affine, tanh, ReLU, softplus, an MLP"
 MINUTES = "60-90 min"
 TEACHES = ("the chain rule as a backward pass: caches, dout, why an activation's cache can be "
            "its output, and checking a gradient with finite differences")
-RUN_DESCRIPTION = ("check the full model's hand-written gradients on MNIST digits, for each "
-                   "activation, and measure what a backward pass costs against the forward "
-                   "(and against finite differences)")
+SOLUTION = [
+    # The forwards are given in the exercise file; the backwards are the exercise.
+    "minivae.layers.affine_forward",
+    "minivae.layers.tanh_forward",
+    "minivae.layers.relu_forward",
+    "minivae.layers.softplus_forward",
+    "minivae.layers.mlp_forward",
+    "minivae.layers.affine_backward",
+    "minivae.layers.tanh_backward",
+    "minivae.layers.relu_backward",
+    "minivae.layers.softplus_backward",
+    "minivae.layers.mlp_backward",
+]
 
 
 # ------------------------------------------------------------------ checks
@@ -33,9 +40,15 @@ def _affine(mod):
     dx, g = unpack(call(mod, "affine_backward", dout, cache), 2, "affine_backward")
     g = as_dict(g, ("W", "b"), "affine_backward's second value")
 
+    ref_dx, ref_g = library(SOLUTION, "affine_backward")(dout, (x, W))
+    values = [compare("dx", as_array(dx, x.shape, "dx"), ref_dx, "minivae.layers"),
+              compare("dW", as_array(g["W"], W.shape, "dW"), ref_g["W"], "minivae.layers"),
+              compare("db", as_array(g["b"], b.shape, "db"), ref_g["b"], "minivae.layers")]
+
     def f():
         return float((layers.affine_forward(x, W, b)[0] * dout).sum())
-    return check_gradient(f, {"x": x, "W": W, "b": b}, {"x": dx, "W": g["W"], "b": g["b"]})
+    return check_gradient(f, {"x": x, "W": W, "b": b},
+                          {"x": dx, "W": g["W"], "b": g["b"]}) + values
 
 
 def _activation_inputs(name, rng, shape=(6, 5)):
@@ -54,12 +67,14 @@ def _activation(name):
         rng = np.random.default_rng(31)
         a = _activation_inputs(name, rng)
         dout = rng.standard_normal(a.shape)
-        _, y = call(mod, f"{name}_forward", a)
-        da = call(mod, f"{name}_backward", dout, y)
+        _, y = ref_forward(a)
+        da = as_array(call(mod, f"{name}_backward", dout, y), a.shape, "da")
+        ref_da = library(SOLUTION, f"{name}_backward")(dout, y)
 
         def f():
             return float((ref_forward(a)[0] * dout).sum())
-        return check_gradient(f, {"a": a}, {"a": da})
+        return check_gradient(f, {"a": a}, {"a": da}) + \
+            [compare("da", da, ref_da, "minivae.layers")]
     return check
 
 
@@ -91,6 +106,11 @@ def _mlp(mod):
         dx = call(mod, "mlp_backward", dout, caches, "net", activation, grads)
         dx = as_array(dx, x.shape, "mlp_backward's dx")
 
+        ref_grads = {}
+        ref_dx = library(SOLUTION, "mlp_backward")(
+            dout, layers.mlp_forward(x, params, "net", 2, activation)[1], "net", activation,
+            ref_grads)
+
         def f():
             return float((layers.mlp_forward(x, params, "net", 2, activation)[0] * dout).sum())
         analytic = {"x": dx}
@@ -102,6 +122,9 @@ def _mlp(mod):
             comps = check_gradient(f, {"x": x, **params}, analytic)
         except CheckFailed as e:
             raise CheckFailed(f"{e} (activation {activation})") from None
+        comps += [compare("dx", dx, ref_dx, "minivae.layers")]
+        comps += [compare("d" + n, as_array(grads[n], params[n].shape, n), ref_grads[n],
+                          "minivae.layers") for n in params]
         for c in comps:
             c.what = f"{c.what} ({activation})"
         out += comps
@@ -115,60 +138,3 @@ CHECKS = [
     ("softplus_backward", _activation("softplus")),
     ("mlp_backward", _mlp),
 ]
-
-
-def solution():
-    """minivae's own layers (minivae/layers.py)."""
-    names = ["affine_forward", "affine_backward", "ACTIVATIONS", "mlp_forward", "mlp_backward"]
-    names += [f"{a}_{d}" for a in ("tanh", "relu", "softplus") for d in ("forward", "backward")]
-    return namespace(**{n: getattr(layers, n) for n in names})
-
-
-# ------------------------------------------------------------------ now on real data
-def run(args):
-    rng = np.random.default_rng(args.seed)
-    n, hidden, entries = (2, (16,), 4) if args.quick else (8, (64, 32), 20)
-    x, _, _, _ = mnist(n_train=n, seed=args.seed)
-    print(f"1. The whole model's gradient, by hand, on {n} binarized MNIST digits: an IWAE "
-          f"784-{'-'.join(map(str, hidden))}-20 (K = 5), float64, random parameters,\n"
-          f"   every parameter array checked on {entries} entries against finite differences.")
-    for activation in ("tanh", "relu", "softplus"):
-        model = IWAE(784, 20, hidden=hidden, activation=activation, dtype="float64",
-                     seed=args.seed)
-        random_params(model.params, rng, scale=0.1)
-        report = gradcheck.check_model(model, x, k=5, max_entries=entries)
-        errors = [r["max_rel_error"] for r in report.values()]
-        name = max(report, key=lambda a: report[a]["max_rel_error"])
-        r = report[name]
-        print(f"   {activation:<9} {len(report)} arrays, {model.n_params:,} parameters: median "
-              f"of the arrays' worst errors {np.median(errors):.1e}; worst {r['max_rel_error']:.1e} "
-              f"at {name}{list(r['index'])}: analytic {r['analytic']:.3e}, numerical "
-              f"{r['numerical']:.3e}")
-    size = abs(float(model.bound(x, 5).mean()))
-    print(f"   Errors above 1e-6 here are round-off, not wrong gradients: the bound is about "
-          f"{-size:.0f} nats, so each\n   finite difference carries an absolute error near "
-          f"1e-16 x {size:.0f} / h = {1e-16 * size / 1e-4:.0e}, large next to gradient entries "
-          f"of 1e-5\n   or less (an analytic 0 is a weight of a pixel that is 0 in every "
-          f"digit). With ReLU, a much larger\n   error means that a step of h = 1e-4 crossed a "
-          f"unit's kink at 0, where the derivative jumps.")
-
-    hidden, batch, reps = ((50,), 20, 2) if args.quick else ((200, 200), 100, 10)
-    xb, _, _, _ = mnist(n_train=batch, seed=args.seed)
-    model = IWAE(784, 50, hidden=hidden, seed=args.seed)       # float32, as trained
-    eps = model.rng.standard_normal((5, batch, 50), dtype="float32")
-    model.bound(xb, 5, eps=eps)                                   # warm-up
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        model.bound(xb, 5, eps=eps, check=False)
-    t_fwd = (time.perf_counter() - t0) / reps
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        model.bound_and_grads(xb, 5, eps=eps, check=False)
-    t_both = (time.perf_counter() - t0) / reps
-    print(f"\n2. What the backward pass costs: IWAE 784-{'-'.join(map(str, hidden))}-50, "
-          f"{model.n_params:,} parameters, a batch of {batch} digits, K = 5 (float32, CPU):\n"
-          f"   forward (the bound)           {1e3 * t_fwd:8.1f} ms\n"
-          f"   forward + backward (gradient) {1e3 * t_both:8.1f} ms   "
-          f"({t_both / t_fwd:.1f} x the forward)\n"
-          f"   finite differences would need 4 forwards per parameter: "
-          f"{4 * model.n_params * t_fwd / 3600:,.1f} hours for one gradient.")

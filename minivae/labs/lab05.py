@@ -10,8 +10,8 @@ import numpy as np
 from .. import gradcheck
 from ..lecture.linear import kl_gaussians
 from ..model import IWAE, VAE
-from .common import LinearGaussianDecoder, mnist, random_params, test_bound, train
-from .core import as_array, call, check_gradient, compare, namespace, unpack
+from .common import LinearGaussianDecoder
+from .core import as_array, call, check_gradient, compare, unpack
 
 NUMBER = 5
 FOLDER = "05_vae_bound"
@@ -20,9 +20,6 @@ MINUTES = "60-90 min"
 TEACHES = ("why z = μ + σ ⊙ ε lets gradients reach the encoder, log q at a reparametrised "
            "sample, the Gaussian KL in closed form and its gradient, the VAE bound's encoder "
            "gradient")
-RUN_DESCRIPTION = ("check minivae's VAE gradients on MNIST, measure how much the analytic KL "
-                   "lowers the variance of the encoder's gradient, and watch the KL per latent "
-                   "dimension while a VAE trains (active units)")
 
 K, B, D = 3, 4, 2
 
@@ -60,7 +57,7 @@ def ref_vae_encoder_grads(dlogpx_dz, eps, mean, logvar):
 def solution():
     """minivae's formulas: log_q is IWAE.log_posterior_approx; the others are the lines of
     minivae/model.py quoted in the functions above."""
-    return namespace(reparametrize=ref_reparametrize,
+    return _namespace(reparametrize=ref_reparametrize,
                      reparametrize_backward=ref_reparametrize_backward,
                      log_q=IWAE.log_posterior_approx,
                      kl_divergence=ref_kl_divergence, kl_grads=ref_kl_grads,
@@ -148,67 +145,8 @@ CHECKS = [
 ]
 
 
-# ------------------------------------------------------------------ now on real data
-def _encoder_grad_spread(model, x, n_draws, seed):
-    """The variance of the encoder's gradient over draws of ε, summed over the encoder's
-    parameters, and the squared norm of its mean (the signal)."""
-    rng = np.random.default_rng(seed)
-    names = [n for n in model.params if n.startswith("encoder.")]
-    draws = []
-    for _ in range(n_draws):
-        eps = rng.standard_normal((1, len(x), model.z_dim)).astype(model.dtype)
-        _, g = model.bound_and_grads(x, 1, eps=eps)
-        draws.append(np.concatenate([g[n].ravel() for n in names]))
-    draws = np.array(draws, dtype=float)
-    return draws.var(axis=0, ddof=1).sum(), (draws.mean(axis=0) ** 2).sum()
-
-
-def run(args):
-    rng = np.random.default_rng(args.seed)
-    quick = args.quick
-    x8, _, _, _ = mnist(n_train=2 if quick else 8, seed=args.seed)
-    print("1. minivae's VAE (analytic KL) on binarized MNIST digits: every parameter array's "
-          "gradient against finite differences.")
-    model = VAE(784, 10, hidden=(16,) if quick else (32,), dtype="float64", seed=args.seed)
-    random_params(model.params, rng, scale=0.1)
-    report = gradcheck.check_model(model, x8, k=1, max_entries=4 if quick else 15)
-    worst = gradcheck.max_error(report)
-    print(f"   {len(report)} arrays: worst relative error {worst:.1e}"
-          + (" (round-off on a bound of hundreds of nats, as lab 3 explains)" if worst > 1e-6
-             else ""))
-
-    n_train, seconds, hidden, z_dim = (500, 1, (64,), 10) if quick else (10000, 25, (200,), 20)
-    x_train, _, x_test, _ = mnist(n_train=n_train, binarize=False)
-    print(f"\n2. Train a VAE 784-{hidden[0]}-{z_dim} (analytic KL) for {seconds} s on {n_train} "
-          f"MNIST digits (dynamic binarization):")
-    vae = VAE(784, z_dim, hidden=hidden, seed=args.seed)
-    train(vae, x_train, seconds=seconds, log=print, seed=args.seed)
-    x_eval = (np.random.default_rng(1).random(x_test.shape) < x_test).astype(float)[:500]
-    print(f"   test bound L_1: {test_bound(vae, x_eval, 1):.2f} nats")
-
-    n_draws = 20 if quick else 100
-    xb = x_eval[:50]
-    print(f"\n3. The encoder's gradient is a random variable (it depends on ε). Over {n_draws} "
-          f"draws, same parameters, 50 test digits:")
-    spread = {}
-    for kl in (True, False):
-        vae.analytic_kl = kl
-        var, signal = _encoder_grad_spread(vae, xb, n_draws, args.seed)
-        spread[kl] = var
-        print(f"   {'analytic KL' if kl else 'Monte Carlo KL (= IWAE, K = 1)':<32} total "
-              f"variance {var:10.3e}   squared norm of the mean {signal:10.3e}")
-    vae.analytic_kl = True
-    print(f"   The analytic KL removes the KL's sampling noise: {spread[False] / spread[True]:.1f} x "
-          f"less variance here.")
-
-    mean, logvar = vae.encode(x_eval)
-    kl_dim = (0.5 * (mean * mean + np.exp(logvar) - 1 - logvar)).mean(axis=0)
-    active = np.sort(kl_dim)[::-1]
-    print(f"\n4. KL(q(z|x) ‖ p(z)) per latent dimension, averaged over test digits (nats), "
-          f"largest first:\n   " + " ".join(f"{v:.2f}" for v in active))
-    n_active = int((kl_dim > 0.01).sum())
-    print(f"   {n_active} of {z_dim} dimensions carry information (KL > 0.01)"
-          + (f"; in the other {z_dim - n_active}, q(z_i|x) = p(z_i) for every x: the KL term "
-             f"switched them off\n   (\"inactive units\", Burda et al. 2016)." if n_active < z_dim
-             else ". Train longer (or with a larger z_dim) and some switch off: q(z_i|x) = "
-                  "p(z_i)\n   for every x, \"inactive units\" (Burda et al. 2016)."))
+def _namespace(**functions):
+    import types
+    ns = types.SimpleNamespace(**functions)
+    ns.__file__ = None
+    return ns

@@ -12,12 +12,10 @@ import time
 
 import numpy as np
 
-from .. import backend, gradcheck
-from ..lecture import toy
 from ..model import IWAE
 from ..ops import logsumexp_weights_reference
-from .common import LinearGaussianDecoder, mnist, random_params, test_bound, train
-from .core import CheckFailed, as_array, call, check_gradient, compare, namespace, unpack
+from .common import LinearGaussianDecoder
+from .core import CheckFailed, as_array, call, check_gradient, compare, unpack
 
 NUMBER = 6
 FOLDER = "06_iwae_bound"
@@ -26,9 +24,6 @@ MINUTES = "75-105 min"
 TEACHES = ("log-sum-exp with the max shift, the normalized importance weights as the gradient "
            "of the log-mean-exp, the IWAE encoder gradient, L_K rising with K towards log p(x), "
            "and how a GPU kernel computes it all in one pass")
-RUN_DESCRIPTION = ("L_K against the exact log p(x) on the lecture's toy model, L_K rising with "
-                   "K on MNIST, and the CUDA kernel run on the CPU (through the emulation "
-                   "header) against the NumPy reference")
 
 K, B, D = 5, 4, 2
 NEG_INF = -math.inf
@@ -88,7 +83,7 @@ def ref_lse_merge(m1, s1, m2, s2):
 def solution():
     """minivae's implementation: minivae.ops.logsumexp_weights_reference and the formulas of
     minivae/model.py; lse_push and lse_merge are the kernel's push() and merge() in Python."""
-    return namespace(logsumexp_weights=logsumexp_weights_reference, iwae_bound=ref_iwae_bound,
+    return _namespace(logsumexp_weights=logsumexp_weights_reference, iwae_bound=ref_iwae_bound,
                      iwae_bound_grad=ref_iwae_bound_grad,
                      iwae_encoder_grads=ref_iwae_encoder_grads,
                      lse_push=ref_lse_push, lse_merge=ref_lse_merge)
@@ -210,97 +205,8 @@ CHECKS = [
 ]
 
 
-# ------------------------------------------------------------------ now on real data
-def _toy(args):
-    n, reps, ks = (3, 5, (1, 10, 100)) if args.quick else (5, 50, (1, 10, 100, 1000, 10000))
-    _, x = toy.sample(n, seed=args.seed)
-    exact = toy.log_marginal(x)
-    rng = np.random.default_rng(args.seed)
-    print(f"1. The lecture's toy model (d = 1, p = 2), where quadrature gives log p(x) exactly. "
-          f"L_K with the prior as\n   proposal, {reps} draws averaged, {n} points x ~ p(x); "
-          f"mean log p(x) = {exact.mean():.4f}:")
-    for k in ks:
-        vals = []
-        for _ in range(reps):
-            z = rng.standard_normal((k, n))
-            log_w = toy.log_joint(x[None], z) - toy.log_prior(z)     # w = p(x|z): q = p(z)
-            vals.append(ref_iwae_bound(log_w).mean())
-        se = np.std(vals, ddof=1) / np.sqrt(reps)
-        print(f"   K = {k:6d}   L_K = {np.mean(vals):9.4f} ± {se:.4f}   gap log p(x) - L_K = "
-              f"{exact.mean() - np.mean(vals):8.4f}")
-    print("   (± one standard error of the average: a gap within it of 0 is L_K = log p(x) to "
-          "the precision of the draws.)")
-
-
-def _mnist(args):
-    n_train, seconds, n_test, ks = (500, 2, 20, (1, 5, 50)) if args.quick else \
-        (10000, 25, 100, (1, 5, 50, 500))
-    x_train, _, x_test, _ = mnist(n_train=n_train, binarize=False)
-    x_eval = (np.random.default_rng(1).random(x_test.shape) < x_test).astype(float)[:n_test]
-    model = IWAE(784, 20, hidden=(100,), seed=args.seed)
-    print(f"\n2. An IWAE 784-100-20 trained with K = 5 for {seconds} s on {n_train} MNIST "
-          f"digits; L_K on {n_test} test digits:")
-    train(model, x_train, seconds=seconds, k=5, seed=args.seed)
-    for k in ks:
-        model.rng = backend.default_rng(args.seed)
-        print(f"   K = {k:4d}   L_K = {test_bound(model, x_eval, k, batch_size=20):8.2f} nats")
-    print("   L_K rises with K (Burda et al.'s theorem) towards log p(x); the estimate of log p(x) "
-          "in papers is L_5000.")
-    return model, x_eval
-
-
-def _kernel(args, model, x_eval):
-    from . import kernel_cpu
-    from .. import cuda
-    print("\n3. The fused CUDA kernel (kernels/logsumexp_weights.cu) against the NumPy "
-          "reference (minivae.ops), on\n   the model's own log-weights and on columns with "
-          "special values.")
-    k = 50 if args.quick else 500
-    log_w, _ = model.log_weights(x_eval, k)
-    log_w = backend.to_numpy(log_w).astype(np.float64)
-    special = np.full((k, 4), -5.0)
-    special[:, 0] = -np.inf                        # all -inf: lse -inf, weights 0
-    special[::2, 1] = -np.inf                      # some -inf: weight 0
-    special[:, 2] = np.linspace(-1000, 1000, k)    # a spread of 2000 nats
-    special[3, 3] = np.nan                         # NaN: the whole column NaN
-    inputs = np.concatenate([log_w, special], axis=1)
-
-    def report(where, fn):
-        for dtype in (np.float64, np.float32):
-            x = inputs.astype(dtype)
-            t0 = time.perf_counter()
-            lse, w = fn(x)
-            dt = time.perf_counter() - t0
-            ref_lse, ref_w = logsumexp_weights_reference(x)
-            same = np.array_equal(np.isnan(lse), np.isnan(ref_lse)) and \
-                np.array_equal(np.isnan(w), np.isnan(ref_w))
-            with np.errstate(invalid="ignore"):
-                e_lse = np.nanmax(np.where(lse == ref_lse, 0, np.abs(lse - ref_lse) /
-                                           np.abs(ref_lse)))
-                e_w = np.nanmax(np.abs(w - ref_w))
-            print(f"   {where:<22} {np.dtype(dtype).name}: ({k}, {x.shape[1]})  max rel. diff. "
-                  f"of lse {e_lse:.1e}, max abs. diff. of weights {e_w:.1e}, NaN in the same "
-                  f"places: {'yes' if same else 'NO'}  ({1e3 * dt:.0f} ms)")
-
-    try:
-        kernel = kernel_cpu.EmulatedKernel()
-    except RuntimeError as e:
-        print(f"   (skipped on the CPU: {e})")
-    else:
-        grid, block = cuda.launch_shape(k, inputs.shape[1], 8)
-        print(f"   compiled with the host compiler through kernels/cuda_emulation.h; launch "
-              f"shape for float64: grid {grid[0]}, block {block[0]} x {block[1]}")
-        report("CPU (emulated threads)", kernel)
-    ok, why = cuda.gpu_available()
-    if ok:
-        import cupy
-        report(f"GPU ({why})", lambda x: tuple(cupy.asnumpy(a) for a in
-                                               cuda.logsumexp_weights(cupy.asarray(x))))
-    else:
-        print(f"   (no GPU run: {why})")
-
-
-def run(args):
-    _toy(args)
-    model, x_eval = _mnist(args)
-    _kernel(args, model, x_eval)
+def _namespace(**functions):
+    import types
+    ns = types.SimpleNamespace(**functions)
+    ns.__file__ = None
+    return ns

@@ -108,6 +108,29 @@ def fa_em_step(S, W, psi):
     return W, np.diag(S) - np.sum(W * SbT, axis=1)
 
 
+def ppca_fit(X, d):
+    """The maximum-likelihood PPCA fit (Tipping & Bishop 1999) of the rows of X (n, p).
+
+    With λ_1 >= ... >= λ_p the eigenvalues of S = (1/n) Σ_n (x_n - x̄)(x_n - x̄)ᵀ and U_d its top-d
+    eigenvectors: μ = x̄, σ² = (1 / (p - d)) Σ_{j > d} λ_j and W = U_d (Λ_d - σ² I)^{1/2} (the
+    R = I member of the W R that all have the same likelihood). Returns (W (p, d), mu (p,),
+    sigma2 (a float)). (Lab 2; PPCA.fit.)
+    """
+    n, p = X.shape
+    Xc, mu, c = _centred_in_units(X)                      # no overflow for data of size 1e200
+    # The SVD of the centred data gives the eigen decomposition of S without forming it.
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    lam = np.zeros(p)
+    lam[:s.size] = s ** 2 / n                             # n <= p: the rest are zero
+    lam = _scaled_back("variance", lam, c)
+    sigma2 = float(np.mean(lam[d:]))
+    if sigma2 <= 0:
+        raise ValueError("the data have no variance outside the top n_components directions; "
+                         "sigma^2 = 0 has no likelihood")
+    W = Vt[:d].T * np.sqrt(np.maximum(lam[:d] - sigma2, 0.0))
+    return W, mu, sigma2
+
+
 def _mean_loglike_from_cov(S, W, psi):
     """(1/n) sum_n log N(x_n; mean, C) from the sample covariance S (ddof 0) alone:
     -0.5 [p log 2 pi + log|C| + tr(C^-1 S)], O(p^2 d) whatever n (EM evaluates it every step)."""
@@ -248,21 +271,14 @@ class PPCA(_LinearGaussian):
 
     def fit(self, X, y=None):
         X = self._check_X(X, fitting=True)
-        n, p = X.shape
-        d = self.n_components
-        Xc, self.mean_, c = _centred_in_units(X)
-        # The SVD of the centred data gives the eigen decomposition of S without forming it.
-        _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
-        lam = np.zeros(p)
-        lam[:s.size] = s ** 2 / (n - self.ddof)                 # n <= p: the rest are zero
-        lam = _scaled_back("variance", lam, c)
-        self.noise_variance_ = float(np.mean(lam[d:]))
-        if self.noise_variance_ <= 0:
-            raise ValueError("the data have no variance outside the top n_components "
-                             "directions; sigma^2 = 0 has no likelihood")
-        self.explained_variance_ = lam[:d]
-        scale = np.sqrt(np.maximum(lam[:d] - self.noise_variance_, 0.0))
-        self.components_ = Vt[:d] * scale[:, None]
+        n = X.shape[0]
+        W, self.mean_, s2 = ppca_fit(X, self.n_components)
+        # ddof=1 scales S, hence every eigenvalue, by c = n / (n - 1): σ² by c and W by √c.
+        c = n / (n - self.ddof)
+        self.noise_variance_ = s2 * c
+        self.components_ = W.T * np.sqrt(c)
+        # W's columns are orthogonal with squared norms λ_i - σ²: the top eigenvalues back.
+        self.explained_variance_ = (self.components_ ** 2).sum(axis=1) + self.noise_variance_
         return self
 
 

@@ -61,6 +61,22 @@ def replicate(estimator, ks, n_rep, seed=0):
     return {"k": np.asarray(ks), "values": values, "variance": values.var(axis=1, ddof=1)}
 
 
+def is_term_variance(a, m):
+    """σ²(m) = Var_q[f(x) p(x) / q(x)] for f(x) = exp(a x), p = N(0, 1), q = N(m, 1): the
+    variance of one term of the importance sampling estimator of I = E_p[exp(a x)] = e^{a²/2}.
+
+    E_q[(f p / q)²] = ∫ e^{2 a x} p(x)² / q(x) dx = exp(m²/2 + (2a - m)²/2) (complete the
+    square), and σ²(m) = E_q[(f p / q)²] - I²; m = 0 is simple Monte Carlo. (Lab 1.)
+    """
+    return float(np.exp(m ** 2 / 2 + (2 * a - m) ** 2 / 2) - np.exp(a ** 2))
+
+
+def optimal_log_density(x, a):
+    """log q*(x) for the zero-variance proposal q* = f p / I of I = E_p[exp(a x)], p = N(0, 1):
+    exp(a x) N(x; 0, 1) / e^{a²/2} = N(x; a, 1). Elementwise over the array x. (Lab 1.)"""
+    return -0.5 * (x - a) ** 2 - 0.5 * np.log(2 * np.pi)
+
+
 class ExpUnderGaussian:
     """I = E_p[exp(a x)] with p = N(0, 1): I = exp(a²/2), a closed-form test bed.
 
@@ -95,7 +111,7 @@ class ExpUnderGaussian:
 
     def term_variance(self, m):
         """σ²(m), the variance of one term f p / q with q = N(m, 1) (m = 0: simple MC)."""
-        return float(np.exp(m ** 2 / 2 + (2 * self.a - m) ** 2 / 2) - np.exp(self.a ** 2))
+        return is_term_variance(self.a, m)
 
     def simple_mc(self, k, rng):
         return simple_monte_carlo(self.f, self.sampler(0.0), k, rng)
@@ -108,4 +124,5 @@ class ExpUnderGaussian:
 
     def optimal(self, k, rng):
         """IS with q* = f p / I = N(a, 1): every term equals I."""
-        return self.importance(self.a)(k, rng)
+        return importance_sampling(self.f, self.log_p, self.sampler(self.a),
+                                   lambda x: optimal_log_density(x, self.a), k, rng)
