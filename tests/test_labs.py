@@ -340,3 +340,97 @@ def test_real_data_part_runs_quickly(n, capsys, tmp_path):
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "done in" in out and not re.search(r"\bnan\b", out), out
+
+
+# ---------------------------------------------------------------- the exercise is the library
+LIBRARY_BUGS = [
+    (1, "minivae.montecarlo", "is_term_variance",
+     lambda a, m: math.exp(m * m / 2 + (2 * a - m) ** 2 / 2)),                # forgot - I²
+    (2, "minivae.linear", "log_marginal", None),                               # off by 1 nat
+    (3, "minivae.layers", "tanh_backward", lambda dout, y: dout * (1 - y)),
+    (7, "minivae.optim", "adam_step", None),                                   # descends
+]
+
+
+@pytest.mark.parametrize("n,module,name,bug", LIBRARY_BUGS,
+                         ids=[f"{n}-{name}" for n, _, name, _ in LIBRARY_BUGS])
+def test_a_bug_planted_in_the_library_fails_the_lab_solution(n, module, name, bug, capsys,
+                                                             monkeypatch):
+    """--solution checks the library's own function, resolved when the check runs."""
+    import importlib
+    mod = importlib.import_module(module)
+    right = getattr(mod, name)
+    if bug is None and name == "log_marginal":
+        def bug(X, W, mu, psi):
+            return right(X, W, mu, psi) + 1.0
+    elif bug is None:
+        def bug(param, grad, *args, **kwargs):
+            return right(param, -grad, *args, **kwargs)
+    rc, results, out = check(capsys, n, "--solution")
+    assert rc == 0 and results[name][0] == "PASS", out
+    monkeypatch.setattr(mod, name, bug)
+    rc, results, out = check(capsys, n, "--solution")
+    assert rc == 1 and results[name][0] == "FAIL", out
+
+
+def test_a_student_function_that_modifies_its_argument_fails(capsys, tmp_path):
+    planted = ("_ok = adam_step\n"
+               "def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):\n"
+               "    p, m2, s2 = _ok(param, grad, m, s, t, lr, beta1, beta2, eps)\n"
+               "    param[...] = p\n    return param, m2, s2\n")
+    path = write_exercise(tmp_path, exercise_from_solution(7, planted))
+    rc, results, out = check(capsys, 7, "--path", path)
+    assert rc == 1
+    assert results["adam_step"][0] == "FAIL"
+    assert "modified its argument param in place" in results["adam_step"][1], out
+
+
+def test_an_error_names_the_line_of_the_function_under_test(capsys, tmp_path):
+    """An error raised in a helper shows where the checked function called it, too."""
+    planted = ("def tanh_backward(dout, y):\n    return dout * (1 - y * y) / undefined_name\n")
+    # A mlp_backward that reaches the student's tanh_backward through its own ACTIVATIONS.
+    text = exercise_from_solution(3, planted + (
+        "def mlp_backward(dh, caches, prefix, activation, grads):\n"
+        "    _, act_backward = ACTIVATIONS[activation]\n"
+        "    return act_backward(dh, caches[-1][1])\n"
+        "ACTIVATIONS = {'tanh': (tanh_forward, tanh_backward)}\n"))
+    rc, results, out = check(capsys, 3, "--path", write_exercise(tmp_path, text))
+    status, detail = results["mlp_backward"]
+    assert status == "ERROR", out
+    assert re.search(r"NameError: .*\(exercise.py line \d+, in mlp_backward; raised in "
+                     r"exercise.py line \d+, in tanh_backward\)", detail), detail
+
+
+def _figures(out):
+    """The rows of run's closing table: {figure: (yours, minivae's)}."""
+    rows = {}
+    table = out[out.index("yours"):]
+    for line in table.splitlines()[1:]:
+        m = re.match(r"^(.*?)\s{2,}(\S+)\s{2,}(\S+)$", line)
+        if m:
+            rows[m.group(1).strip()] = (m.group(2), m.group(3))
+    return rows
+
+
+@pytest.mark.slow
+def test_run_mine_trains_with_the_students_functions(capsys, tmp_path):
+    """run --mine puts the student's functions in the library: a right exercise reproduces the
+    library's figures, a wrong tanh_backward (which the model's backward pass calls through
+    mlp_backward) changes the trained model's test bound."""
+    folder = tmp_path / "labs" / get_lab(3).FOLDER
+    folder.mkdir(parents=True)
+    write_exercise(folder, exercise_from_solution(3))
+    assert labs_cli.main(["run", "3", "--quick", "--path", str(folder),
+                          "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "with your functions from" in out        # all pass: used by default
+    rows = _figures(out)
+    assert rows["trained IWAE: test L_5"][0] == rows["trained IWAE: test L_5"][1], out
+    write_exercise(folder, exercise_from_solution(3, PLANTED[3][2]))    # wrong tanh_backward
+    assert labs_cli.main(["run", "3", "--quick", "--mine", "--path", str(folder),
+                          "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    yours, ours = _figures(out)["trained IWAE: test L_5"]
+    assert yours != ours and float(yours) < float(ours), out
+    from minivae import layers
+    assert layers.tanh_backward.__module__ == "minivae.layers"     # restored afterwards

@@ -6,8 +6,8 @@ shape too. Every parameter (a "head") is an unconstrained real number:
 
     Bernoulli   logits ℓ                  Φ(x|ℓ) = σ(ℓ)^x (1 - σ(ℓ))^(1-x),  x ∈ {0, 1}
     Gaussian    mean m, log-variance v    Φ(x|m, v) = N(x; m, e^v)
-    Student's t loc μ, log-scale s,       Φ(x|μ, s, r) = t_ν(x; μ, e^s),  ν = 3 + softplus(r)
-                raw degrees of freedom r
+    Student's t loc μ, log-scale s,       Φ(x|μ, s, ρ) = t_ν(x; μ, e^s),  ν = 3 + softplus(ρ)
+                raw degrees of freedom ρ
 
 The *_grads functions return a dict {head name: ∂ log Φ / ∂ head}, each of the same shape.
 
@@ -54,11 +54,11 @@ def gaussian_grads(x, mean, logvar):
 
 # ---------------------------------------------------------------- Student's t
 def student_t_log_prob(x, loc, log_scale, df):
-    """log t_ν(x; μ, e^s) with ν = 3 + softplus(df) (df is the raw head r)."""
+    """log t_ν(x; μ, e^s) with ν = 3 + softplus(df) (df is the raw head ρ)."""
     raise NotImplementedError("student_t_log_prob: return log t_ν(x; μ, e^s), elementwise")
 
 
 def student_t_grads(x, loc, log_scale, df):
-    """Return {"loc": ∂/∂μ, "log_scale": ∂/∂s, "df": ∂/∂r} of log t_ν(x; μ, e^s)."""
+    """Return {"loc": ∂/∂μ, "log_scale": ∂/∂s, "df": ∂/∂ρ} of log t_ν(x; μ, e^s)."""
     raise NotImplementedError('student_t_grads: return {"loc": ..., "log_scale": ..., '
                               '"df": ...}')

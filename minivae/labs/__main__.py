@@ -197,7 +197,7 @@ def cmd_run(args):
         script.main(opts)
     else:
         print(f"with your functions from {mine.__file__} in the library "
-              f"({', '.join(d.rsplit('.', 1)[-1] for d in lab.SOLUTION)})\n")
+              f"({', '.join(name for name, _ in lab.CHECKS)})\n")
         with captured():
             ref = script.main(opts) or {}
         try:
