@@ -344,9 +344,9 @@ def test_real_data_part_runs_quickly(n, capsys, tmp_path):
 
 # ---------------------------------------------------------------- the exercise is the library
 LIBRARY_BUGS = [
-    (1, "minivae.montecarlo", "is_term_variance",
+    (1, "minivae.lecture.montecarlo", "is_term_variance",
      lambda a, m: math.exp(m * m / 2 + (2 * a - m) ** 2 / 2)),                # forgot - I²
-    (2, "minivae.linear", "log_marginal", None),                               # off by 1 nat
+    (2, "minivae.lecture.linear", "log_marginal", None),                               # off by 1 nat
     (3, "minivae.layers", "tanh_backward", lambda dout, y: dout * (1 - y)),
     (7, "minivae.optim", "adam_step", None),                                   # descends
 ]

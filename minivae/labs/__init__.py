@@ -14,12 +14,12 @@ and one checks module here, ``minivae.labs.labNN``, whose ``SOLUTION`` lists the
 functions the exercise asks for and whose ``CHECKS`` compare the student's functions with them
 (see :mod:`minivae.labs.core`). The command line::
 
-    python -m minivae.labs                     # list the labs (also: minivae lab ...)
-    python -m minivae.labs check 3             # check labs/03_backprop/exercise.py
-    python -m minivae.labs check 3 --solution  # the same checks on minivae's own functions
-    python -m minivae.labs reset 3             # restore the pristine exercise file
-    python -m minivae.labs run 3 [--quick]     # the "now on real data" part, with your
-                                               # functions in the library once they pass
+    minivae lab                     # list the labs (python -m minivae.labs: the same)
+    minivae lab check 3             # check labs/03_backprop/exercise.py
+    minivae lab check 3 --solution  # the same checks on minivae's own functions
+    minivae lab reset 3             # restore the pristine exercise file
+    minivae lab run 3 [--quick]     # the "now on real data" part, with your functions
+                                    # in the library once they pass
 
 Adding a lab (say lab 9, ``labs/09_diffusion``):
 

@@ -1,7 +1,9 @@
-"""``python -m minivae.labs [list | check N | reset N | run N]``: see :mod:`minivae.labs`.
+"""``minivae lab [list | check N | reset N | run N]``: see :mod:`minivae.labs`.
 
-Written as a command (``add_arguments(parser)`` and ``run(args)``) so that ``minivae lab`` is
-the same command; ``main`` is the stand-alone entry point of ``python -m minivae.labs``.
+The command ``minivae lab`` (minivae.cli.commands.lab calls ``add_arguments`` and ``run``
+here); ``python -m minivae.labs ...`` is an alias that runs it through minivae's command line,
+with its one map from errors to exit codes (0 all checks pass, 1 some do not, 2 bad input,
+130 interrupted).
 """
 import argparse
 import difflib
@@ -17,13 +19,8 @@ from .core import (LabError, _one_line, captured, find_exercise, format_results,
                    load_run_script, pristine_text, run_checks, solution, substituted)
 
 EXIT_NOT_PASSED = 1
-EXIT_BAD_INPUT = 2
-PROG = "python -m minivae.labs"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+EXIT_BAD_INPUT = 2         # LabError is a ValueError: the command line's map gives it 2
+PROG = "minivae lab"
 
 
 def _lab_number(s):
@@ -39,7 +36,9 @@ def _lab_number(s):
 
 
 def add_arguments(p):
-    sub = p.add_subparsers(dest="lab_command", metavar="COMMAND", parser_class=_Parser)
+    # Sub-parsers of the command line's own parser class (one-line errors, exit code 2).
+    p.set_defaults(lab_parser_class=type(p))
+    sub = p.add_subparsers(dest="lab_command", metavar="COMMAND", parser_class=type(p))
     sub.add_parser("list", help="list the labs, their time and where their exercise file is")
     c = sub.add_parser("check", help="check the exercise functions of lab N")
     c.add_argument("lab", type=_lab_number, help=f"the lab number, {NUMBERS[0]}..{NUMBERS[-1]}")
@@ -58,14 +57,6 @@ def add_arguments(p):
                          f"once they pass (options after N: `{PROG} run N --help`)")
     run.add_argument("lab", type=_lab_number, help=f"the lab number, {NUMBERS[0]}..{NUMBERS[-1]}")
     run.add_argument("options", nargs=argparse.REMAINDER, help="options of that lab's run")
-
-
-def build_parser():
-    p = _Parser(prog=PROG, description="The minivae labs: derive each gradient, check it "
-                "against finite differences, run it on real data. Without a command, lists "
-                "the labs.")
-    add_arguments(p)
-    return p
 
 
 def cmd_list(args):
@@ -131,8 +122,8 @@ def cmd_reset(args):
     return 0
 
 
-def _run_parser(lab, script):
-    p = _Parser(prog=f"{PROG} run {lab.NUMBER}", description=f"Lab {lab.NUMBER}, now on real "
+def _run_parser(lab, script, parser_class):
+    p = parser_class(prog=f"{PROG} run {lab.NUMBER}", description=f"Lab {lab.NUMBER}, now on real "
                 f"data: {getattr(script, 'DESCRIPTION', lab.TITLE)}. By default your exercise "
                 "functions replace minivae's when they all pass the checks, and your results "
                 "are printed beside minivae's (same data, same seed).")
@@ -170,7 +161,7 @@ def cmd_run(args):
     _require_numpy("the labs run (lab 6 also runs the kernel on a GPU when CuPy sees one)")
     lab = get_lab(args.lab)
     script = load_run_script(lab)
-    opts = _run_parser(lab, script).parse_args(args.options)
+    opts = _run_parser(lab, script, args.lab_parser_class).parse_args(args.options)
     print(f"Lab {lab.NUMBER}, now on real data: {lab.TITLE}")
     mine = None
     if not opts.library:
@@ -224,15 +215,9 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (LabError, ValueError, OSError) as e:
-        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    """``python -m minivae.labs ARGS`` is ``minivae lab ARGS``."""
+    from ..cli import main as cli_main
+    return cli_main(["lab", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

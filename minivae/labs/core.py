@@ -64,7 +64,7 @@ RUN_FILE = "run.py"
 LABS_PACKAGE = "minivae.labs.files"
 
 
-class LabError(Exception):
+class LabError(ValueError):
     """A problem with the command's input (no such lab, no exercise file): one line, exit 2."""
 
 
@@ -190,7 +190,7 @@ def find_exercise(lab, path=None, must_exist=True):
                 return p / EXERCISE_FILE
             raise LabError(f"no {EXERCISE_FILE} for lab {lab.NUMBER} in {p} (looked for "
                            f"{EXERCISE_FILE}, {lab.FOLDER}/{EXERCISE_FILE} and {rel}); create "
-                           f"it with `python -m minivae.labs reset {lab.NUMBER} --path {p}`")
+                           f"it with `minivae lab reset {lab.NUMBER} --path {p}`")
         if p.is_file() or not must_exist:
             return p
         raise LabError(f"{p} does not exist")
@@ -202,7 +202,7 @@ def find_exercise(lab, path=None, must_exist=True):
         return repo
     raise LabError(f"cannot find {rel} from {Path.cwd()}: run the command inside the "
                    f"repository, pass --path, or create the file with "
-                   f"`python -m minivae.labs reset {lab.NUMBER} --path DIR`")
+                   f"`minivae lab reset {lab.NUMBER} --path DIR`")
 
 
 def _load(path, prefix):

@@ -8,7 +8,6 @@ entries, empty) into pairs and comparing m + log s with the reference log-sum-ex
 the column's max.
 """
 import math
-import time
 
 import numpy as np
 

@@ -8,7 +8,6 @@ minivae.impute.MIWAEImputer (written out below with minivae.ops.logsumexp_weight
 the relative error of the worst entry.
 """
 import math
-import time
 
 import numpy as np
 
