@@ -49,7 +49,7 @@ def gradient_check(args, figures):
 
 
 def train(args, figures):
-    n_train, epochs, hidden = (1000, 1, (50,)) if args.quick else (10000, 3, (100,))
+    n_train, epochs, hidden = (1000, 1, (50,)) if args.quick else (10000, 2, (100,))
     x_train, _, x_test, _ = mnist(n_train=n_train, binarize=False)
     x_test = (np.random.default_rng(1).random(x_test.shape) < x_test)[:500].astype(np.float32)
     print(f"\n2. Train an IWAE 784-{hidden[0]}-20 (tanh, K = 5) for {epochs} epoch(s) on "
