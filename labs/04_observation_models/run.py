@@ -13,22 +13,29 @@ import numpy as np
 from minivae import optim
 from minivae.labs.common import mnist
 from minivae.likelihoods import Bernoulli, Gaussian, StudentT
+from minivae.train import train_epoch
 
 DESCRIPTION = ("fit each observation model to MNIST pixels by gradient ascent with the "
                "gradients of the log-densities, compare with the closed-form maximum "
                "likelihood, and compare the models' test log-likelihoods")
 
 def fit(model, x, init, steps, rng, batch=100, lr=0.05):
-    """Per-pixel heads maximising the mean log-likelihood of the rows of x, by Adam on
-    minibatches with minivae's gradients (the ones a decoder's backward pass starts from)."""
+    """Per-pixel heads maximising the mean log-likelihood of the rows of x: minivae's training
+    loop (Adam) on minibatches drawn with replacement, climbing the log-density's gradients
+    (the ones a decoder's backward pass starts from)."""
     params = {h: np.array(v, dtype=float) for h, v in init.items()}
     opt = optim.Adam(params, lr=lr, eps=1e-8)
-    for t in range(steps):
-        if t == steps // 2:
-            opt.lr = lr / 5                   # a smaller step to settle near the optimum
-        xb = x[rng.integers(0, len(x), batch)]
+
+    def objective(idx):
+        xb = x[idx]
         g = model.log_prob_grads(xb, **params)
-        opt.step({h: g[h].mean(axis=0) for h in params})
+        return loglik(model, xb, params), {h: g[h].mean(axis=0) for h in params}
+
+    def settle(step):
+        if step == steps // 2:
+            opt.lr = lr / 5                   # a smaller step to settle near the optimum
+    batches = (rng.integers(0, len(x), batch) for _ in range(steps))
+    train_epoch(objective, opt, batches, on_step=settle)
     return params
 
 

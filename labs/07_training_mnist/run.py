@@ -13,8 +13,9 @@ import time
 
 from minivae import data, evaluate
 from minivae import train as training
-from minivae.cli.commands.latent2d import draw_figures
+from minivae.labs.common import fit
 from minivae.labs.core import out_dir
+from minivae.plots import save_latent2d_figures
 
 DESCRIPTION = ("train the lecture's 2-D latent model and draw its manifold, samples and latent "
                "codes; then train a VAE and an IWAE and compare their test log-likelihood and "
@@ -29,17 +30,6 @@ def add_arguments(parser):
     parser.add_argument("--eval-k", type=int, default=None,
                         help="K of the test log-likelihood estimate L_K (default 1000; "
                         "--quick: 50; papers use 5000)")
-
-
-def fit(config, x_train, epochs, label):
-    run = training.Run.fresh(config, x_train.shape[1])
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        bound = training.train_epoch(run, x_train)
-        run.epoch += 1
-        print(f"   {label} epoch {epoch + 1}/{epochs}: training bound L_{config.k} = "
-              f"{bound:8.2f} nats ({time.perf_counter() - t0:.1f} s)", flush=True)
-    return run.model
 
 
 def main(args):
@@ -62,14 +52,13 @@ def main(args):
     print(f"1. The lecture's 2-D latent model: f(z) = sigmoid(V tanh(W z + b) + β), z ∈ R², "
           f"H = {hidden}; L_1 (the VAE bound),\n   Adam, minibatches of 100, {n_train} "
           f"training digits binarized afresh each epoch (minivae.train's loop).")
-    config = training.TrainConfig(z_dim=2, hidden=(hidden,), k=1, epochs=epochs,
-                                  batch_size=100, seed=args.seed, eval_n=0)
-    model = fit(config, x_train, epochs, "2-D")
+    model = fit(x_train, label="2-D ", z_dim=2, hidden=(hidden,), k=1, epochs=epochs,
+                batch_size=100, seed=args.seed)
     bound, _ = evaluate.bound_per_example(model, x_test, k=eval_k, seed=args.seed)
     print(f"   test log-likelihood estimate L_{eval_k} = {bound.mean():.2f} nats "
           f"({n_test} test digits)")
     figures[f"2-D model: test L_{eval_k}"] = float(bound.mean())
-    paths = draw_figures(model, x_train, y_train, str(out), args.seed, grid=10 if quick else 20)
+    paths = save_latent2d_figures(model, x_train, y_train, str(out), args.seed, grid=10 if quick else 20)
     print("   figures: " + ", ".join(str(p) for p in paths))
     print("   manifold.png is E[x|z] on manifold_grid(20): neighbouring z decode to similar "
           "digits; latent.png shows\n   where the encoder puts each digit class.")
@@ -82,11 +71,10 @@ def main(args):
           f"(each epoch of the IWAE costs about K times the decoder work).")
     rows = []
     for k in (1, 5):
-        config = training.TrainConfig(z_dim=z_dim, hidden=(hidden,), k=k, epochs=epochs,
-                                      batch_size=100, seed=args.seed, eval_n=0)
         t0 = time.perf_counter()
         name = "VAE (K = 1)" if k == 1 else "IWAE (K = 5)"
-        m = fit(config, x_train, epochs, name.split()[0].ljust(4))
+        m = fit(x_train, label=name.split()[0].ljust(5), z_dim=z_dim, hidden=(hidden,), k=k,
+                epochs=epochs, batch_size=100, seed=args.seed)
         seconds = time.perf_counter() - t0
         r = evaluate.evaluate(m, x_test, k=eval_k, seed=args.seed)
         rows.append((name, r, seconds))

@@ -25,15 +25,15 @@ def random_params(params, rng, scale=0.5):
     return params
 
 
-def fit(x_train, log=print, label="", **config):
-    """Train a model with minivae's training loop (minivae.train: Adam on L_K, minibatches,
+def fit(x_train, log=lambda line: print(line, flush=True), label="", **config):
+    """Train a model with minivae's training loop (minivae.train.Run: Adam on L_K, minibatches,
     dynamic binarization), for ``config["epochs"]`` passes over x_train (grey levels, float32).
     ``config`` holds the fields of :class:`minivae.train.TrainConfig`. Returns the model."""
     cfg = training.TrainConfig(eval_n=0, **config)
     run = training.Run.fresh(cfg, x_train.shape[1])
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()
-        bound = training.train_epoch(run, x_train)
+        bound = run.train_epoch(x_train)
         run.epoch += 1
         if log:
             log(f"   {label}epoch {epoch + 1}/{cfg.epochs}: training bound L_{cfg.k} = "
