@@ -29,7 +29,8 @@ setup(
     package_dir={"minivae.kernels": "kernels", "minivae.labs.files": "labs"},
     package_data={"minivae": ["datasets/*.npz"], "minivae.kernels": ["*.cu", "*.h"],
                   "minivae.labs.files": ["*.md", "*/*.md", "*/*.py"]},
-    install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60"],
+    install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60",
+                      "threadpoolctl>=3.1"],
     extras_require={
         "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2"] + NVRTC,
         "bench": ["scikit-learn>=1.2"],

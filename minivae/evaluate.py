@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from . import backend, validate
+from . import backend, threads, validate
 from .ops import logsumexp_weights
 
 DEFAULT_K = 5000
@@ -89,6 +89,7 @@ def _pieces(model, xb, mb, k, k_piece, draw, check):
         yield model.log_weights(xb, kk, eps=eps, mask=mb, check=check and k0 == 0)
 
 
+@threads.limited                  # BLAS threads by minivae's policy (minivae.threads)
 def bound_per_example(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None,
                       on_progress=None):
     """L_K(x) and the Monte Carlo ELBO for every example, in memory-bounded chunks.

@@ -27,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from . import backend, checkpoint, data, evaluate, validate
+from . import backend, checkpoint, data, evaluate, threads, validate
 from .backend import xp
 from .data import BINARIZATIONS, DATASETS, ENV_VAR
 from .layers import ACTIVATIONS
@@ -194,6 +194,7 @@ def learning_rate(config, epoch):
 
 # ------------------------------------------------------------------------------ the loop
 
+@threads.limited                  # BLAS threads by minivae's policy: never a collapse when busy
 def train_epoch(objective, optimizer, batches, check_every=None, on_progress=None,
                 on_step=None, history=None):
     """One pass of gradient ascent on a bound: the one training loop of minivae.

@@ -1,0 +1,94 @@
+"""The speed tooling: ``minivae bench`` (harness, floor, before/after) and the thread policy.
+
+Speed itself is never asserted here (figures are printed by the benchmark); these tests check
+that the harness times the right things and that the thread policy is applied and validated.
+PyTorch and JAX (the benchmark's peers) are never imported by the tests.
+"""
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from minivae import benchmarks, threads
+from minivae.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--x-dim", "12", "--z-dim", "3", "--hidden", "5,4", "--batch-size", "4", "--k", "3",
+        "--repeats", "1", "--rounds", "1"]
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bench_prints_every_contender_and_the_bound_it_computed(capsys):
+    code, out, err = run_cli(capsys, "bench", *TINY, "--threads", "1")
+    assert code == 0, err
+    assert "threads: 1 (given)" in out
+    problem = benchmarks.make_problem(12, 3, (5, 4), 4, 3)
+    from minivae.model import IWAE
+    model = IWAE(12, 3, hidden=(5, 4), seed=0)
+    want = float(model.bound_and_grads(problem.x, 3, eps=problem.eps)[0])
+    line = next(l for l in out.splitlines() if l.startswith("  minivae "))
+    assert float(line.split()[-1]) == pytest.approx(want, abs=5e-5)   # printed to 4 decimals
+    assert "floor (matrix products alone)" in out and "floor / minivae" in out
+
+
+def test_floor_counts_the_products_of_one_gradient():
+    # Two hidden layers: 7 affine maps forward; backward xᵀ dout for each of the 7 weights and
+    # dout Wᵀ for every layer input but the encoder's data x: 6. 7 + 7 + 6 = 20.
+    problem = benchmarks.make_problem(12, 3, (5, 4), 4, 3)
+    benchmarks.floor_contender(problem)
+    assert problem.n_products == 20
+    problem = benchmarks.make_problem(12, 3, (), 4, 3)    # affine: 3 maps, 3 dW, 1 dz
+    benchmarks.floor_contender(problem)
+    assert problem.n_products == 7
+
+
+def test_against_times_the_minivae_of_another_checkout():
+    problem = benchmarks.make_problem(12, 3, (5,), 4, 3, dtype="float64")
+    ours, value = benchmarks.minivae_contender(problem)
+    other = benchmarks.load_checkout(ROOT, "minivae_test_copy")
+    assert other.__name__ == "minivae_test_copy.model"
+    _, other_value = benchmarks.minivae_contender(problem, other)
+    assert other_value == value
+    with pytest.raises(ValueError, match="no minivae package"):
+        benchmarks.load_checkout(os.path.join(ROOT, "tests"))
+
+
+def test_thread_count_comes_from_argument_then_environment_then_policy(monkeypatch):
+    monkeypatch.delenv(threads.ENV_VAR, raising=False)
+    assert threads.choose() == threads.POLICY_THREADS
+    assert "policy" in threads.source()
+    monkeypatch.setenv(threads.ENV_VAR, "3")
+    assert threads.choose() == 3 and threads.source() == f"${threads.ENV_VAR}"
+    assert threads.choose("2") == 2 and threads.source("2") == "given"
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv(threads.ENV_VAR, bad)
+        with pytest.raises(ValueError, match=threads.ENV_VAR):
+            threads.choose()
+    for bad in (0, True, 1.5, "x"):
+        with pytest.raises(ValueError, match="threads"):
+            threads.choose(bad)
+
+
+def test_limit_sets_every_blas_pool_and_restores_it(monkeypatch):
+    monkeypatch.setenv(threads.ENV_VAR, "1")
+    before = [p["num_threads"] for p in threadpool_info()]
+    with threads.limit():
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        np.ones((64, 64)) @ np.ones((64, 64))
+    assert [p["num_threads"] for p in threadpool_info()] == before
+
+
+def test_bench_rejects_a_bad_thread_count_in_one_line(capsys, monkeypatch):
+    monkeypatch.setenv(threads.ENV_VAR, "many")
+    code, out, err = run_cli(capsys, "bench", *TINY)
+    assert code == 2 and err.count("\n") == 1 and threads.ENV_VAR in err, err
+    assert out == ""
