@@ -121,23 +121,26 @@ def floor_contender(problem):
     return step, None
 
 
-def _torch_bound(problem, torch, params, x, eps):
-    n_hidden = len(problem.hidden)
+def peer_bound(problem, np_like, softplus, logsumexp, params, x, eps):
+    """The mean bound L_K over the batch, written once for any NumPy-like library with autodiff
+    (``torch`` or ``jax.numpy``): the peers differentiate this, minivae has its own backward."""
+    def affine(h, name):
+        return h @ params[f"{name}.W"] + params[f"{name}.b"]
+
     h = x
-    for i in range(n_hidden):
-        h = torch.tanh(h @ params[f"encoder.{i}.W"] + params[f"encoder.{i}.b"])
-    mean = h @ params["encoder.mean.W"] + params["encoder.mean.b"]
-    logvar = h @ params["encoder.logvar.W"] + params["encoder.logvar.b"]
-    z = mean + torch.exp(0.5 * logvar) * eps                                   # (K, B, d)
+    for i in range(len(problem.hidden)):
+        h = np_like.tanh(affine(h, f"encoder.{i}"))
+    mean, logvar = affine(h, "encoder.mean"), affine(h, "encoder.logvar")
+    z = mean + np_like.exp(0.5 * logvar) * eps                                 # (K, B, d)
     h = z
-    for i in range(n_hidden):
-        h = torch.tanh(h @ params[f"decoder.{i}.W"] + params[f"decoder.{i}.b"])
-    logits = h @ params["decoder.logits.W"] + params["decoder.logits.b"]
-    log_px = (x * logits - torch.nn.functional.softplus(logits)).sum(-1)
+    for i in range(len(problem.hidden)):
+        h = np_like.tanh(affine(h, f"decoder.{i}"))
+    logits = affine(h, "decoder.logits")
+    log_px = (x * logits - softplus(logits)).sum(-1)
     log_pz = -0.5 * (z * z).sum(-1) - 0.5 * z.shape[-1] * LOG_2PI
     log_qz = -0.5 * (eps * eps).sum(-1) - 0.5 * logvar.sum(-1) - 0.5 * z.shape[-1] * LOG_2PI
     log_w = log_px + log_pz - log_qz
-    return (torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])).mean()
+    return (logsumexp(log_w, 0) - math.log(log_w.shape[0])).mean()
 
 
 def torch_contender(problem, compiled=False):
@@ -149,7 +152,8 @@ def torch_contender(problem, compiled=False):
     x, eps = torch.tensor(problem.x, dtype=dt), torch.tensor(problem.eps, dtype=dt)
 
     def bound():
-        return _torch_bound(problem, torch, params, x, eps)
+        return peer_bound(problem, torch, torch.nn.functional.softplus, torch.logsumexp,
+                          params, x, eps)
 
     if compiled:
         bound = torch.compile(bound)
@@ -170,22 +174,8 @@ def jax_contender(problem):
     import jax.numpy as jnp
 
     def bound(params, x, eps):
-        n_hidden = len(problem.hidden)
-        h = x
-        for i in range(n_hidden):
-            h = jnp.tanh(h @ params[f"encoder.{i}.W"] + params[f"encoder.{i}.b"])
-        mean = h @ params["encoder.mean.W"] + params["encoder.mean.b"]
-        logvar = h @ params["encoder.logvar.W"] + params["encoder.logvar.b"]
-        z = mean + jnp.exp(0.5 * logvar) * eps
-        h = z
-        for i in range(n_hidden):
-            h = jnp.tanh(h @ params[f"decoder.{i}.W"] + params[f"decoder.{i}.b"])
-        logits = h @ params["decoder.logits.W"] + params["decoder.logits.b"]
-        log_px = (x * logits - jax.nn.softplus(logits)).sum(-1)
-        log_pz = -0.5 * (z * z).sum(-1) - 0.5 * z.shape[-1] * LOG_2PI
-        log_qz = -0.5 * (eps * eps).sum(-1) - 0.5 * logvar.sum(-1) - 0.5 * z.shape[-1] * LOG_2PI
-        log_w = log_px + log_pz - log_qz
-        return (jax.scipy.special.logsumexp(log_w, axis=0) - math.log(log_w.shape[0])).mean()
+        return peer_bound(problem, jnp, jax.nn.softplus, jax.scipy.special.logsumexp,
+                          params, x, eps)
 
     grad_fn = jax.jit(jax.value_and_grad(bound))
     params = {n: jnp.asarray(p) for n, p in problem.params.items()}

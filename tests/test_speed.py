@@ -10,25 +10,16 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+from helpers import run_cli
 from minivae import benchmarks, threads
-from minivae.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--x-dim", "12", "--z-dim", "3", "--hidden", "5,4", "--batch-size", "4", "--k", "3",
         "--repeats", "1", "--rounds", "1"]
 
 
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_bench_prints_every_contender_and_the_bound_it_computed(capsys):
-    code, out, err = run_cli(capsys, "bench", *TINY, "--threads", "1")
+    code, out, err = run_cli(["bench", *TINY, "--threads", "1"], capsys)
     assert code == 0, err
     assert "threads: 1 (given)" in out
     problem = benchmarks.make_problem(12, 3, (5, 4), 4, 3)
@@ -89,6 +80,6 @@ def test_limit_sets_every_blas_pool_and_restores_it(monkeypatch):
 
 def test_bench_rejects_a_bad_thread_count_in_one_line(capsys, monkeypatch):
     monkeypatch.setenv(threads.ENV_VAR, "many")
-    code, out, err = run_cli(capsys, "bench", *TINY)
+    code, out, err = run_cli(["bench", *TINY], capsys)
     assert code == 2 and err.count("\n") == 1 and threads.ENV_VAR in err, err
     assert out == ""
