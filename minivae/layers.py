@@ -1,15 +1,17 @@
-"""Layers with explicit backward passes, in the style of CS231n's layer code.
+"""Layers with explicit backward passes, in the style of CS231n's layer code (lab 3).
 
 Every layer is a pair::
 
     out, cache = layer_forward(x, ...)
-    dx, grads = layer_backward(dout, cache)
+    dx, dW, db = affine_backward(dout, cache)     # a layer with parameters
+    da = activation_backward(dout, cache)         # an activation
 
-where ``dout`` is ∂L/∂out for some scalar L, and the backward returns ∂L/∂x (and ∂L/∂ of the
-layer's parameters). Caches hold only what the backward needs. Shapes use N for the number of
-rows (examples, or examples × importance samples) and (D_in, D_out) for the widths.
+where ``dout`` is ∂L/∂out for some scalar L, and the backward returns ∂L/∂ of each input of
+the forward, in the forward's argument order. Caches hold only what the backward needs. Shapes
+use N for the number of rows (examples, or samples × examples) and (D_in, D_out) for widths.
 """
 from .backend import xp
+from .likelihoods import softplus
 
 
 # ---------------------------------------------------------------- affine map h = x W + b
@@ -21,16 +23,13 @@ def affine_forward(x, W, b):
     return x @ W + b, (x, W)
 
 
-def affine_backward(dout, cache, need_dx=True):
-    """Backward of out = x W + b.
+def affine_backward(dout, cache):
+    """Backward of out = x W + b:  ∂L/∂x = dout Wᵀ,  ∂L/∂W = xᵀ dout,  ∂L/∂b = Σ_n dout_n.
 
-    ∂L/∂x = dout Wᵀ, ∂L/∂W = xᵀ dout, ∂L/∂b = Σ_n dout_n.
-    dout: (N, D_out) -> dx: (N, D_in), {"W": (D_in, D_out), "b": (D_out,)}.
-    With ``need_dx=False`` (x is data, e.g. the encoder's input) dx is None and not computed.
+    dout: (N, D_out), cache = (x, W) -> dx: (N, D_in), dW: (D_in, D_out), db: (D_out,).
     """
     x, W = cache
-    dx = dout @ W.T if need_dx else None
-    return dx, {"W": x.T @ dout, "b": dout.sum(axis=0)}
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
 
 
 # ---------------------------------------------------------------- activations
@@ -61,7 +60,7 @@ def relu_backward(dout, y):
 
 def softplus_forward(a):
     """y = softplus(a) = log(1 + e^a), computed without overflow; cache = y."""
-    y = xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
+    y = softplus(a)
     return y, y
 
 
@@ -82,7 +81,8 @@ def mlp_forward(x, params, prefix, n_hidden, activation):
     """The hidden part of an MLP: n_hidden affine layers each followed by the activation.
 
     Layer i uses params[f"{prefix}.{i}.W"] and params[f"{prefix}.{i}.b"].
-    x: (N, D_in) -> h: (N, H_last) (x itself when n_hidden == 0); cache: list of layer caches.
+    x: (N, D_in) -> h: (N, H_last) (x itself when n_hidden == 0); cache: list of
+    (affine cache, activation cache), one per layer.
     """
     act_forward, _ = ACTIVATIONS[activation]
     caches = []
@@ -94,18 +94,15 @@ def mlp_forward(x, params, prefix, n_hidden, activation):
     return h, caches
 
 
-def mlp_backward(dh, caches, prefix, activation, grads, need_dx=True):
-    """Backward of :func:`mlp_forward`: chain rule through the layers in reverse order.
+def mlp_backward(dh, caches, prefix, activation, grads):
+    """Backward of :func:`mlp_forward`: the chain rule through the layers, last layer first.
 
-    dh: (N, H_last) = ∂L/∂h. Adds ∂L/∂W and ∂L/∂b of every layer into ``grads`` (a dict keyed
-    like the params) and returns ∂L/∂x (None if ``need_dx`` is False: the encoder's input x is
-    data, so its gradient is never needed and the first layer's dout Wᵀ is skipped).
+    dh: (N, H_last) = ∂L/∂h. Stores ∂L/∂W and ∂L/∂b of layer i in grads[f"{prefix}.{i}.W"] and
+    grads[f"{prefix}.{i}.b"] (a dict keyed like the params) and returns dx = ∂L/∂x, (N, D_in).
     """
     _, act_backward = ACTIVATIONS[activation]
     for i in reversed(range(len(caches))):
         affine_cache, act_cache = caches[i]
         da = act_backward(dh, act_cache)
-        dh, g = affine_backward(da, affine_cache, need_dx=need_dx or i > 0)
-        grads[f"{prefix}.{i}.W"] = g["W"]
-        grads[f"{prefix}.{i}.b"] = g["b"]
+        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = affine_backward(da, affine_cache)
     return dh

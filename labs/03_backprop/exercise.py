@@ -3,11 +3,12 @@
 Every layer is a CS231n-style pair::
 
     out, cache = layer_forward(inputs...)
-    d_input = layer_backward(dout, cache)          # an activation
-    dx, grads = affine_backward(dout, cache)       # a layer with parameters
+    dx, dW, db = affine_backward(dout, cache)      # a layer with parameters
+    da = activation_backward(dout, cache)          # an activation
 
-where dout = ∂L/∂out for some scalar L, and the backward returns ∂L/∂(each input). The forward
-passes are given: read them to see what each cache holds. Shapes: N rows, D_in -> D_out.
+where dout = ∂L/∂out for some scalar L, and the backward returns ∂L/∂(each input of the
+forward), in the forward's argument order. The forward passes are given: read them to see
+what each cache holds. Shapes: N rows, D_in -> D_out.
 
 Check your work with:   python -m minivae.labs check 3
 """
@@ -24,10 +25,10 @@ def affine_backward(dout, cache):
     """Backward of out = x W + b.
 
     dout: (N, D_out); cache = (x, W) from affine_forward.
-    Return dx, {"W": dW, "b": db} with shapes (N, D_in), (D_in, D_out) and (D_out,).
+    Return dx, dW, db with shapes (N, D_in), (D_in, D_out) and (D_out,).
     """
     x, W = cache
-    raise NotImplementedError('affine_backward: return dx, {"W": dW, "b": db}')
+    raise NotImplementedError("affine_backward: return dx, dW, db")
 
 
 # ---------------------------------------------------------------- activations (cache = output)

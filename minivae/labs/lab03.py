@@ -8,7 +8,7 @@ CS231n's assignments.
 import numpy as np
 
 from .. import layers
-from .core import CheckFailed, as_array, as_dict, call, check_gradient, compare, library, unpack
+from .core import CheckFailed, as_array, call, check_gradient, compare, library, unpack
 
 NUMBER = 3
 FOLDER = "03_backprop"
@@ -37,18 +37,16 @@ def _affine(mod):
     x, W, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
     dout = rng.standard_normal((5, 3))
     _, cache = call(mod, "affine_forward", x, W, b)
-    dx, g = unpack(call(mod, "affine_backward", dout, cache), 2, "affine_backward")
-    g = as_dict(g, ("W", "b"), "affine_backward's second value")
+    dx, dW, db = unpack(call(mod, "affine_backward", dout, cache), 3, "affine_backward")
 
-    ref_dx, ref_g = library(SOLUTION, "affine_backward")(dout, (x, W))
+    ref_dx, ref_dW, ref_db = library(SOLUTION, "affine_backward")(dout, (x, W))
     values = [compare("dx", as_array(dx, x.shape, "dx"), ref_dx, "minivae.layers"),
-              compare("dW", as_array(g["W"], W.shape, "dW"), ref_g["W"], "minivae.layers"),
-              compare("db", as_array(g["b"], b.shape, "db"), ref_g["b"], "minivae.layers")]
+              compare("dW", as_array(dW, W.shape, "dW"), ref_dW, "minivae.layers"),
+              compare("db", as_array(db, b.shape, "db"), ref_db, "minivae.layers")]
 
     def f():
         return float((layers.affine_forward(x, W, b)[0] * dout).sum())
-    return check_gradient(f, {"x": x, "W": W, "b": b},
-                          {"x": dx, "W": g["W"], "b": g["b"]}) + values
+    return check_gradient(f, {"x": x, "W": W, "b": b}, {"x": dx, "W": dW, "b": db}) + values
 
 
 def _activation_inputs(name, rng, shape=(6, 5)):
