@@ -45,6 +45,42 @@ LIKELIHOODS = ("student_t", "gaussian")
 ADAM_EPS = 1e-8
 
 
+# ---------------------------------------------------------------------- the two estimators (lab 8)
+def snis_impute(x, mask, log_w, means):
+    """Single imputation by self-normalised importance sampling (SNIS):
+
+        x̂_j = x_j (observed),     x̂_j = Σ_l w̃_l E[x_j | z_l] (missing),
+
+    with w̃_l = softmax_l(log w_l) (:func:`minivae.ops.logsumexp_weights`), an estimate of the
+    conditional mean E[x^m | x^o] = ∫ E[x^m|z] p_θ(z|x^o) dz from samples z_l ~ q_γ(z|x^o).
+
+    x: (B, D), anything (e.g. NaN) in the missing entries; mask: (B, D) bool, True = observed;
+    log_w: (L, B), the log-weights of the L samples; means: (L, B, D), E[x | z_l] from the
+    decoder -> x̂: (B, D).
+    """
+    _, w = logsumexp_weights(log_w)
+    return xp.where(mask, x, (w[..., None] * means).sum(axis=0))
+
+
+def sir_indices(log_w, u):
+    """Multiple imputation by sampling importance resampling (SIR): the sample index l drawn with
+    probability w̃_lb, for each row b and each of the M uniforms u[:, b] in [0, 1).
+
+    Inverts the cumulative sum of the normalized weights: the smallest l with
+    cumsum(w̃)[l] > u · cumsum(w̃)[L-1] (searchsorted with side="right", so u = 0 never picks
+    a sample of weight 0), clipped to L - 1 (so that rounding cannot give L). The sums are
+    taken in float64 so that float32 rounding cannot push a u past the last weight.
+    log_w: (L, B), u: (M, B) -> (M, B) integers in 0..L-1. A row whose weights are all 0
+    (every log w = -inf) has no distribution to draw from: check the weights first.
+    """
+    _, w = logsumexp_weights(xp.asarray(log_w).astype(xp.float64))
+    cdf = xp.cumsum(w, axis=0)                                               # (L, B)
+    v = xp.asarray(u) * cdf[-1]
+    idx = xp.stack([xp.searchsorted(cdf[:, b], v[:, b], side="right")
+                    for b in range(cdf.shape[1])], axis=1)
+    return xp.minimum(idx, cdf.shape[0] - 1)
+
+
 class NotFittedError(ValueError, AttributeError):
     """transform() before fit() (a ValueError, as scikit-learn's, so the CLI reports one line)."""
 
@@ -249,9 +285,9 @@ class MIWAEImputer:
         z (L_c, B, d).
         """
         for log_w, cache in pieces:
-            lse, w = logsumexp_weights(log_w)
-            mean = self.model_.likelihood.mean(**cache["heads"])          # E[x|z_l]: (k, B, D)
-            est = (w[..., None] * mean).sum(axis=0)
+            lse, _ = logsumexp_weights(log_w)
+            means = self.model_.likelihood.mean(**cache["heads"])         # E[x|z_l]: (k, B, D)
+            est = snis_impute(cache["x"], cache["mask"], log_w, means)
             yield lse, est, (log_w, cache["z"]) if keep else None
 
     def _conditional_mean(self, pieces):
@@ -259,7 +295,8 @@ class MIWAEImputer:
 
         Done piece by piece, exactly: with W_c = Σ_{l∈c} w_l (log W_c = lse_c),
         w̃_l = w_l / Σ_c W_c = (w_l / W_c) · (W_c / Σ_c' W_c'), so the global estimate is the
-        softmax over pieces of lse_c weighting each piece's own SNIS estimate.
+        softmax over pieces of lse_c weighting each piece's own SNIS estimate (SNIS again, with
+        the pieces as samples). Observed entries are x's own (up to rounding).
         """
         lses, ests = zip(*((lse, est) for lse, est, _ in self._pass_estimates(pieces, False)))
         total, omega = logsumexp_weights(xp.stack(lses))                 # over pieces: (C, B)
@@ -270,17 +307,11 @@ class MIWAEImputer:
         """SIR: M draws (M, B, D) of x ~ p(x|z_l), l drawn with probability w̃_l over all L."""
         log_w, z = (xp.concatenate(a) for a in zip(*(kept for _, _, kept in
                                                      self._pass_estimates(pieces, True))))
-        total, w = logsumexp_weights(log_w)                                  # w: (L, B)
+        total, _ = logsumexp_weights(log_w)                                  # (B,)
         self._check_weights(total)
-        # Inverse-CDF draws, column by column, on the host (float64 cumulative sums, so that
-        # float32 rounding cannot push a u past the last weight).
-        cdf = numpy.cumsum(backend.to_numpy(w).astype(numpy.float64), axis=0)
-        B = cdf.shape[1]
-        u = self._rng.random((M, B)) * cdf[-1]
-        idx = numpy.stack([numpy.searchsorted(cdf[:, b], u[:, b], side="right")
-                           for b in range(B)], axis=1)                        # (M, B)
-        idx = numpy.minimum(idx, L - 1)
-        z_sel = z[backend.asarray(idx), backend.asarray(numpy.arange(B))[None, :]]   # (M, B, d)
+        B = log_w.shape[1]
+        idx = sir_indices(log_w, backend.asarray(self._rng.random((M, B))))   # (M, B)
+        z_sel = z[idx, backend.asarray(numpy.arange(B))[None, :]]             # (M, B, d)
         heads = {h: backend.to_numpy(v) for h, v in self.model_.decode(z_sel).items()}
         return _sample_observation(self.likelihood, heads, self._rng)
 

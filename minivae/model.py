@@ -26,8 +26,10 @@ al. 2014). :class:`VAE` also offers the analytic-KL form L_1 = E_q[log p(x|z)] -
 Missing data (MIWAE, Mattei & Frellsen 2019): with a boolean mask (True = observed),
 log p_θ(x|z) sums over the observed features only; the encoder sees missing entries as 0.
 
-Every gradient here is derived by hand; :mod:`minivae.gradcheck` checks them against finite
-differences. Shapes: B examples, D = x_dim features, d = z_dim latent dimensions, K samples.
+Every step of the bound is a function of :mod:`minivae.bound` (the functions labs 5, 6 and 8
+ask for), with its hand-derived backward; :meth:`IWAE.bound_and_grads` composes them in the
+lecture's order. :mod:`minivae.gradcheck` checks the result against finite differences.
+Shapes: B examples, D = x_dim features, d = z_dim latent dimensions, K samples.
 """
 import math
 
@@ -35,9 +37,11 @@ import numpy
 
 from . import backend
 from .backend import xp
+from .bound import (head_grads, iwae_bound, iwae_bound_grad, kl_divergence, kl_grads,
+                    log_prior, log_q, log_weights_backward, masked_log_likelihood,
+                    masked_log_weights, reparametrize, reparametrize_backward)
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
 from .likelihoods import LIKELIHOODS
-from .ops import LOG_2PI, logsumexp_weights
 
 DTYPES = ("float32", "float64")
 
@@ -48,6 +52,77 @@ def _choice(what, value, allowed):
     return value
 
 
+def _is_int(v):
+    return isinstance(v, (int, numpy.integer)) and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------------- the two networks
+class Encoder:
+    """q_γ(z|x) = N(z; μ_γ(x), diag e^{v_γ(x)}): an MLP and two affine heads, μ and v.
+
+    Reads its weights from ``params`` (the model's dict, updated in place by the optimizer):
+    ``encoder.{i}.W/b`` for the hidden layers, ``encoder.mean.W/b`` and ``encoder.logvar.W/b``.
+    """
+
+    def __init__(self, params, n_hidden, activation):
+        self.params, self.n_hidden, self.activation = params, n_hidden, activation
+
+    def forward(self, x):
+        """x: (B, D) -> mean μ, logvar v: (B, d), cache."""
+        p = self.params
+        h, mlp_cache = mlp_forward(x, p, "encoder", self.n_hidden, self.activation)
+        mean, mean_cache = affine_forward(h, p["encoder.mean.W"], p["encoder.mean.b"])
+        logvar, logvar_cache = affine_forward(h, p["encoder.logvar.W"], p["encoder.logvar.b"])
+        return mean, logvar, (mlp_cache, mean_cache, logvar_cache)
+
+    def backward(self, dmean, dlogvar, cache, grads):
+        """From ∂L/∂μ and ∂L/∂v (B, d), store ∂L/∂γ in grads; return ∂L/∂x (B, D)."""
+        mlp_cache, mean_cache, logvar_cache = cache
+        dh_mean, grads["encoder.mean.W"], grads["encoder.mean.b"] = \
+            affine_backward(dmean, mean_cache)
+        dh_logvar, grads["encoder.logvar.W"], grads["encoder.logvar.b"] = \
+            affine_backward(dlogvar, logvar_cache)
+        return mlp_backward(dh_mean + dh_logvar, mlp_cache, "encoder", self.activation, grads)
+
+
+class Decoder:
+    """η = f_θ(z): an MLP and one affine head per parameter of the observation model.
+
+    Weights ``decoder.{i}.W/b`` and ``decoder.{head}.W/b`` in ``params``. Works on z of any
+    leading shape (..., d), e.g. (K, B, d), flattened to rows for the matrix products.
+    """
+
+    def __init__(self, params, n_hidden, activation, heads):
+        self.params, self.n_hidden, self.activation, self.heads = \
+            params, n_hidden, activation, heads
+
+    def forward(self, z):
+        """z: (..., d) -> heads: dict head -> (..., D), cache."""
+        p = self.params
+        lead = z.shape[:-1]
+        h, mlp_cache = mlp_forward(z.reshape(-1, z.shape[-1]), p, "decoder", self.n_hidden,
+                                   self.activation)
+        heads, head_caches = {}, {}
+        for name in self.heads:
+            eta, head_caches[name] = affine_forward(h, p[f"decoder.{name}.W"],
+                                                    p[f"decoder.{name}.b"])
+            heads[name] = eta.reshape(lead + eta.shape[-1:])
+        return heads, (lead, mlp_cache, head_caches)
+
+    def backward(self, dheads, cache, grads):
+        """From ∂L/∂η (dict head -> (..., D)), store ∂L/∂θ in grads; return ∂L/∂z (..., d)."""
+        lead, mlp_cache, head_caches = cache
+        dh = 0
+        for name in self.heads:
+            d = dheads[name]
+            dh_head, grads[f"decoder.{name}.W"], grads[f"decoder.{name}.b"] = \
+                affine_backward(d.reshape(-1, d.shape[-1]), head_caches[name])
+            dh = dh + dh_head
+        dz = mlp_backward(dh, mlp_cache, "decoder", self.activation, grads)
+        return dz.reshape(lead + dz.shape[-1:])
+
+
+# ---------------------------------------------------------------------- the model
 class IWAE:
     """A deep latent variable model trained by maximising the IWAE bound L_K.
 
@@ -63,7 +138,7 @@ class IWAE:
     activation : "tanh" (default, as Burda et al.), "relu" or "softplus".
     likelihood : "bernoulli", "gaussian" or "student_t" (see :mod:`minivae.likelihoods`).
     dtype : "float32" (default) or "float64" (what gradient checks use).
-    seed : int
+    seed : int >= 0
         Seeds the Glorot-uniform initialisation and the generator of the noise ε.
 
     Attributes
@@ -73,31 +148,38 @@ class IWAE:
         Names: ``encoder.{i}.W/b`` and ``decoder.{i}.W/b`` for hidden layers, ``encoder.mean``,
         ``encoder.logvar`` and one ``decoder.{head}`` per likelihood head, each with ``.W`` of
         shape (in, out) and ``.b`` of shape (out,); every affine map computes ``h @ W + b``.
+    encoder, decoder : :class:`Encoder`, :class:`Decoder` computing with ``params``.
     """
 
-    #: Which objective :meth:`bound` computes; :class:`VAE` can switch to the analytic KL.
+    #: Which objective :meth:`bound` computes: L_K here; :class:`VAE` can use the analytic KL.
     analytic_kl = False
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
                  likelihood="bernoulli", dtype="float32", seed=0):
         for what, v in (("x_dim", x_dim), ("z_dim", z_dim)):
-            if isinstance(v, bool) or not isinstance(v, (int, numpy.integer)) or v < 1:
+            if not _is_int(v) or v < 1:
                 raise ValueError(f"{what} must be a positive integer, got {v!r}")
-        hidden = tuple(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, (int, numpy.integer)) or h < 1
-               for h in hidden):
-            raise ValueError(f"hidden must be a sequence of positive integers, got {hidden!r}")
+        if not isinstance(hidden, (tuple, list)) or not all(_is_int(h) and h >= 1
+                                                            for h in hidden):
+            raise ValueError(f"hidden must be a sequence of positive integers such as (200, 200) "
+                             f"(or () for none), got {hidden!r}")
+        if not _is_int(seed) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), tuple(int(h) for h in hidden)
         self.activation = _choice("activation", activation, tuple(ACTIVATIONS))
         self.likelihood = LIKELIHOODS[_choice("likelihood", likelihood, tuple(LIKELIHOODS))]
-        try:
-            dtype = numpy.dtype(dtype).name
-        except TypeError:
-            pass                              # not a dtype at all: _choice says what is allowed
+        if dtype is not None:                 # numpy.dtype(None) would quietly be float64
+            try:
+                dtype = numpy.dtype(dtype).name
+            except TypeError:
+                pass                          # not a dtype at all: _choice says what is allowed
         self.dtype = _choice("dtype", dtype, DTYPES)
-        self.seed = seed
-        self.params = self._init_params(seed)
-        self.rng = backend.default_rng(seed)
+        self.seed = int(seed)
+        self.params = self._init_params(self.seed)
+        self.encoder = Encoder(self.params, len(self.hidden), self.activation)
+        self.decoder = Decoder(self.params, len(self.hidden), self.activation,
+                               self.likelihood.heads)
+        self.rng = backend.default_rng(self.seed)
 
     # ------------------------------------------------------------------ set-up
     def get_config(self):
@@ -141,12 +223,14 @@ class IWAE:
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, x, k, eps, mask):
         """Convert to the backend and dtype; reject anything that would give a wrong number."""
-        if isinstance(k, bool) or not isinstance(k, (int, numpy.integer)) or k < 1:
+        if not _is_int(k) or k < 1:
             raise ValueError(f"k (the number of importance samples) must be an integer >= 1, "
                              f"got {k!r}")
         x = backend.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.x_dim:
             raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError("x has no rows (B = 0): the bound of an empty batch is undefined")
         if x.dtype.kind not in "biuf":
             raise ValueError(f"x must be numeric, got dtype {x.dtype}")
         x = x.astype(self.dtype, copy=False)
@@ -168,10 +252,16 @@ class IWAE:
             if eps.shape != want:
                 raise ValueError(f"eps must have shape (k, B, z_dim) = {want}, got "
                                  f"{tuple(eps.shape)}")
-            eps = eps.astype(self.dtype, copy=False)
+            if eps.dtype.kind not in "iuf":
+                raise ValueError(f"eps must be real numbers, got dtype {eps.dtype}")
+            with numpy.errstate(over="ignore"):          # overflow is reported just below
+                eps = eps.astype(self.dtype, copy=False)
+            if not bool(xp.isfinite(eps).all()):
+                raise ValueError(f"eps has NaN or inf (or overflows {self.dtype})")
         return x, eps, mask
 
-    def _prepare(self, x, k, eps, mask, check):
+    def _inputs(self, x, k, eps, mask, check):
+        """x, ε (drawn from the model's generator if None) and the mask, ready to compute with."""
         if check:
             x, eps, mask = self._check_inputs(x, k, eps, mask)
         elif mask is not None:
@@ -181,109 +271,54 @@ class IWAE:
         return x, eps, mask
 
     # ------------------------------------------------------------------ encoder and decoder
-    def _encoder_forward(self, x):
-        """x: (B, D) -> μ, v: (B, d), cache."""
-        p = self.params
-        h, mlp_cache = mlp_forward(x, p, "encoder", len(self.hidden), self.activation)
-        mean, mean_cache = affine_forward(h, p["encoder.mean.W"], p["encoder.mean.b"])
-        logvar, logvar_cache = affine_forward(h, p["encoder.logvar.W"], p["encoder.logvar.b"])
-        return mean, logvar, (mlp_cache, mean_cache, logvar_cache)
-
-    def _encoder_backward(self, dmean, dlogvar, cache, grads):
-        """Accumulate ∂L/∂γ into grads from ∂L/∂μ and ∂L/∂v, both (B, d)."""
-        mlp_cache, mean_cache, logvar_cache = cache
-        need_dh = len(self.hidden) > 0        # with hidden=(), h is x itself: data
-        dh, g = affine_backward(dmean, mean_cache, need_dx=need_dh)
-        grads["encoder.mean.W"], grads["encoder.mean.b"] = g["W"], g["b"]
-        dh2, g = affine_backward(dlogvar, logvar_cache, need_dx=need_dh)
-        grads["encoder.logvar.W"], grads["encoder.logvar.b"] = g["W"], g["b"]
-        if need_dh:
-            mlp_backward(dh + dh2, mlp_cache, "encoder", self.activation, grads, need_dx=False)
-
-    def _decoder_forward(self, z):
-        """z: (N, d) -> heads: dict head -> (N, D), cache."""
-        p = self.params
-        h, mlp_cache = mlp_forward(z, p, "decoder", len(self.hidden), self.activation)
-        heads, head_caches = {}, {}
-        for name in self.likelihood.heads:
-            heads[name], head_caches[name] = affine_forward(h, p[f"decoder.{name}.W"],
-                                                            p[f"decoder.{name}.b"])
-        return heads, (mlp_cache, head_caches)
-
-    def _decoder_backward(self, dheads, cache, grads):
-        """Accumulate ∂L/∂θ into grads from ∂L/∂η (dict head -> (N, D)); return ∂L/∂z (N, d)."""
-        mlp_cache, head_caches = cache
-        dh = 0
-        for name in self.likelihood.heads:
-            dh_head, g = affine_backward(dheads[name], head_caches[name])
-            grads[f"decoder.{name}.W"], grads[f"decoder.{name}.b"] = g["W"], g["b"]
-            dh = dh + dh_head
-        return mlp_backward(dh, mlp_cache, "decoder", self.activation, grads)
-
     def encode(self, x, mask=None):
         """The encoder's q(z|x): (μ, v) of shape (B, d). Missing entries are read as 0."""
         x, _, _ = self._check_inputs(x, 1, None, mask)
-        mean, logvar, _ = self._encoder_forward(x)
+        mean, logvar, _ = self.encoder.forward(x)
         return mean, logvar
 
     def decode(self, z):
         """The decoder's heads η = f_θ(z): dict head -> (..., D) for z of shape (..., d)."""
         z = backend.asarray(z).astype(self.dtype, copy=False)
-        heads, _ = self._decoder_forward(z.reshape(-1, self.z_dim))
-        return {n: h.reshape(z.shape[:-1] + (self.x_dim,)) for n, h in heads.items()}
+        heads, _ = self.decoder.forward(z)
+        return heads
 
     def observation_mean(self, z):
         """E[x | z] under the decoder (Bernoulli probabilities, Gaussian means, ...)."""
         return self.likelihood.mean(**self.decode(z))
 
-    # ------------------------------------------------------------------ the bound
+    # ------------------------------------------------------------------ the bound's pieces
     def forward(self, x, k, eps=None, mask=None, check=True):
         """Encode, reparametrise, decode: the pieces of every bound.
 
         Returns ``log_px, cache`` with log_px: (K, B) = log p_θ(x|z_k) summed over the
-        observed features, and cache a dict holding (among others) ``z`` (K, B, d), ``eps``,
-        ``mean``/``logvar`` (B, d) of q(z|x) and ``heads`` (dict head -> (K, B, D)).
+        observed features, and cache a dict of ``x`` (B, D) as computed with, ``mask``,
+        ``eps`` and ``z`` (K, B, d), ``mean``/``logvar`` (B, d) of q(z|x) and ``heads``
+        (dict head -> (K, B, D)).
         """
-        x, eps, mask = self._prepare(x, k, eps, mask, check)
-        K, B = eps.shape[0], x.shape[0]
-        mean, logvar, enc_cache = self._encoder_forward(x)
-        std = xp.exp(0.5 * logvar)
-        z = mean + std * eps                                      # (K, B, d)
-        heads, dec_cache = self._decoder_forward(z.reshape(K * B, self.z_dim))
-        heads = {n: h.reshape(K, B, self.x_dim) for n, h in heads.items()}
-        log_px_j = self.likelihood.log_prob(x, **heads)           # (K, B, D)
-        if mask is not None:
-            log_px_j = log_px_j * mask
-        cache = {"x": x, "mask": mask, "eps": eps, "z": z, "mean": mean, "logvar": logvar,
-                 "std": std, "heads": heads, "enc": enc_cache, "dec": dec_cache}
-        return log_px_j.sum(axis=-1), cache
+        x, eps, mask = self._inputs(x, k, eps, mask, check)
+        mean, logvar, _ = self.encoder.forward(x)
+        z = reparametrize(mean, logvar, eps)
+        heads, _ = self.decoder.forward(z)
+        log_px = masked_log_likelihood(self.likelihood.log_prob(x, **heads), mask)
+        return log_px, {"x": x, "mask": mask, "eps": eps, "z": z, "mean": mean,
+                        "logvar": logvar, "heads": heads}
 
-    @staticmethod
-    def log_prior(z):
-        """log p(z) = Σ_i log N(z_i; 0, 1), summed over the last axis."""
-        return -0.5 * (z * z).sum(axis=-1) - 0.5 * z.shape[-1] * LOG_2PI
-
-    @staticmethod
-    def log_posterior_approx(eps, logvar):
-        """log q_γ(z|x) at z = μ + exp(½ v) ⊙ ε, written with ε: Σ_i -½ ε_i² - ½ v_i - ½ log 2π.
-
-        (The Jacobian of z ↦ ε is diag(exp(-½ v)), which contributes the -½ v.)
-        eps: (K, B, d), logvar: (B, d) -> (K, B).
-        """
-        return -0.5 * (eps * eps).sum(axis=-1) - 0.5 * logvar.sum(axis=-1) \
-            - 0.5 * eps.shape[-1] * LOG_2PI
+    log_prior = staticmethod(log_prior)
+    log_posterior_approx = staticmethod(log_q)
 
     def log_weights(self, x, k, eps=None, mask=None, check=True):
-        """log w_k = log p_θ(x|z_k) + log p(z_k) - log q_γ(z_k|x), shape (K, B), and the cache."""
+        """log w_k = log p_θ(x|z_k) + log p(z_k) - log q_γ(z_k|x), shape (K, B), and the cache
+        of :meth:`forward`."""
         log_px, c = self.forward(x, k, eps, mask, check)
-        return log_px + self.log_prior(c["z"]) - self.log_posterior_approx(c["eps"],
-                                                                           c["logvar"]), c
+        return log_px + log_prior(c["z"]) - log_q(c["eps"], c["logvar"]), c
 
     def bound(self, x, k, eps=None, mask=None, check=True):
-        """The per-example bound, shape (B,): L_K, or the analytic-KL L_1 for such a VAE."""
-        value, _ = self._bound_and_backward_inputs(x, k, eps, mask, check, need_grads=False)
-        return value
+        """The per-example bound L_K(x_b), shape (B,)."""
+        log_w, _ = self.log_weights(x, k, eps, mask, check)
+        return iwae_bound(log_w)
 
+    # ------------------------------------------------------------------ the bound and its gradient
     def bound_and_grads(self, x, k, eps=None, mask=None, check=True):
         """The mean bound over the batch and its gradient with respect to every parameter.
 
@@ -291,76 +326,36 @@ class IWAE:
         ``float()`` it to log it), grads a dict with the keys and shapes of ``params``.
         ``check=False`` skips the input checks (which cost a device sync), for a training loop
         that has validated its data once.
+
+        The forward pass in the lecture's order, then the backward pass in reverse:
+        ∂L/∂log w_k = w̃_k / B weights every sample's log p_θ(x|z_k) (decoder) and its
+        dependence on μ and v through z_k, log p(z_k) and log q_γ(z_k|x) (encoder).
         """
-        per_example, pieces = self._bound_and_backward_inputs(x, k, eps, mask, check,
-                                                              need_grads=True)
-        grads = self._backward(*pieces)
-        return per_example.mean(), grads
+        x, eps, mask = self._inputs(x, k, eps, mask, check)
+        B = x.shape[0]
+        mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
+        z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
+        heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
+        log_phi = self.likelihood.log_prob(x, **heads)               # log Φ(x_j | η_kj)
+        log_w = masked_log_weights(log_phi, mask, z, eps, logvar)    # (K, B)
+        bound = iwae_bound(log_w)                                    # L_K(x_b), (B,)
 
-    def _bound_and_backward_inputs(self, x, k, eps, mask, check, need_grads):
-        """The per-example bound and what the shared backward needs.
-
-        Both objectives are written as a weighting ``g`` (K, B) of the log p_θ(x|z_k) terms
-        plus the gradient of the remaining (prior and encoder) terms with respect to z, μ, v:
-
-        - IWAE:  L_K = logsumexp_k(log w_k) - log K, ∂L_K/∂ log w_k = w̃_k. log w depends on
-          z through log p(x|z) and log p(z) (∂/∂z = -z), and on v at fixed ε through
-          -log q = ... + ½ Σ v (∂/∂v = ½).
-        - VAE, analytic KL:  L_1 = (1/K) Σ_k log p(x|z_k) - KL, KL = ½ Σ (μ² + e^v - 1 - v):
-          g = 1/K, ∂(-KL)/∂μ = -μ, ∂(-KL)/∂v = -½ (e^v - 1).
-
-        Everything is divided by B since the returned value is the batch mean.
-        """
-        if self.analytic_kl:
-            log_px, c = self.forward(x, k, eps, mask, check)
-            mean, logvar = c["mean"], c["logvar"]
-            kl = 0.5 * (mean * mean + xp.exp(logvar) - 1 - logvar).sum(axis=-1)
-            per_example = log_px.mean(axis=0) - kl
-            if not need_grads:
-                return per_example, None
-            K, B = log_px.shape
-            g = xp.full(log_px.shape, 1.0 / (K * B), dtype=self.dtype)
-            dz = 0
-            dmean = -mean / B
-            dlogvar = -0.5 * xp.expm1(logvar) / B
-        else:
-            log_w, c = self.log_weights(x, k, eps, mask, check)
-            lse, normalized_weights = logsumexp_weights(log_w)
-            per_example = lse - math.log(log_w.shape[0])
-            if not need_grads:
-                return per_example, None
-            B = log_w.shape[1]
-            g = normalized_weights / B                             # ∂(mean L_K)/∂ log w_k
-            dz = -c["z"] * g[..., None]                            # through log p(z)
-            dmean = 0
-            dlogvar = 0.5 * g.sum(axis=0)[:, None]                 # through -log q at fixed ε
-        return per_example, (g, dz, dmean, dlogvar, c)
-
-    def _backward(self, g, dz, dmean, dlogvar, c):
-        """Back-propagate: weights g (K, B) on log p(x|z_k), plus direct terms on z, μ, v.
-
-        ∂L/∂η_kbj = g_kb · m_bj · ∂ log Φ(x_bj | η_kbj)/∂η   (m the mask, 1 if none)
-        ∂L/∂z = decoder backward + dz
-        ∂L/∂μ = Σ_k ∂L/∂z_k + dmean            (z = μ + exp(½ v) ε)
-        ∂L/∂v = Σ_k ∂L/∂z_k ⊙ ε_k ⊙ ½ exp(½ v) + dlogvar
-        """
         grads = {}
-        K, B, _ = c["z"].shape
-        scale = g[..., None] if c["mask"] is None else g[..., None] * c["mask"]
-        dheads = self.likelihood.log_prob_grads(c["x"], **c["heads"])
-        dheads = {n: (d * scale).reshape(K * B, self.x_dim) for n, d in dheads.items()}
-        dz = self._decoder_backward(dheads, c["dec"], grads).reshape(K, B, self.z_dim) + dz
-        dmean = dz.sum(axis=0) + dmean
-        dlogvar = (dz * c["eps"]).sum(axis=0) * (0.5 * c["std"]) + dlogvar
-        self._encoder_backward(dmean, dlogvar, c["enc"], grads)
-        return {name: grads[name] for name in self.params}
+        g = iwae_bound_grad(log_w) / B                               # ∂(mean_b L_K)/∂log w = w̃/B
+        dlogphi = self.likelihood.log_prob_grads(x, **heads)         # ∂ log Φ/∂η, per head
+        dz = self.decoder.backward({h: head_grads(g, d, mask) for h, d in dlogphi.items()},
+                                   dec, grads)                       # Σ g ∂ log p(x|z)/∂z
+        # The encoder's gradient: the reparametrised (path) gradient of every log w_k, weighted.
+        dmean, dlogvar = log_weights_backward(g, dz, z, eps, logvar)
+        self.encoder.backward(dmean, dlogvar, enc, grads)
+        return bound.mean(), {name: grads[name] for name in self.params}
 
 
 class VAE(IWAE):
     """The variational autoencoder: the same model, bound with K = 1 by default.
 
     ``analytic_kl=True`` uses L_1 = E_q[log p(x|z)] - KL(q(z|x) ‖ p(z)) with the Gaussian KL in
-    closed form, KL = ½ Σ_i (μ_i² + e^{v_i} - 1 - v_i), and the expectation estimated with
+    closed form (:func:`minivae.bound.kl_divergence`), and the expectation estimated with
     k samples; ``analytic_kl=False`` is exactly IWAE with k = 1. Same parameters, same code.
     """
 
@@ -373,7 +368,35 @@ class VAE(IWAE):
         return dict(super().get_config(), analytic_kl=self.analytic_kl)
 
     def bound(self, x, k=1, eps=None, mask=None, check=True):
-        return super().bound(x, k, eps, mask, check)
+        """The per-example bound, shape (B,): L_1 with the analytic KL, or L_K (= L_1 for k = 1)."""
+        if not self.analytic_kl:
+            return super().bound(x, k, eps, mask, check)
+        log_px, c = self.forward(x, k, eps, mask, check)
+        return log_px.mean(axis=0) - kl_divergence(c["mean"], c["logvar"])
 
     def bound_and_grads(self, x, k=1, eps=None, mask=None, check=True):
-        return super().bound_and_grads(x, k, eps, mask, check)
+        """The mean over the batch of L_1 = (1/K) Σ_k log p_θ(x|z_k) - KL(q_γ(z|x) ‖ p(z)) and
+        its gradient (or, with ``analytic_kl=False``, of L_K by :meth:`IWAE.bound_and_grads`).
+
+        The same steps as the IWAE's, with every log p_θ(x|z_k) weighted 1/(K B) and the KL's
+        gradient in closed form instead of log p(z) - log q(z|x) through the samples.
+        """
+        if not self.analytic_kl:
+            return super().bound_and_grads(x, k, eps, mask, check)
+        x, eps, mask = self._inputs(x, k, eps, mask, check)
+        K, B = eps.shape[0], x.shape[0]
+        mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
+        z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
+        heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
+        log_px = masked_log_likelihood(self.likelihood.log_prob(x, **heads), mask)   # (K, B)
+        bound = log_px.mean(axis=0) - kl_divergence(mean, logvar)    # L_1(x_b), (B,)
+
+        grads = {}
+        g = xp.full((K, B), 1.0 / (K * B), dtype=self.dtype)         # ∂(mean_b L_1)/∂log p(x|z_k)
+        dlogphi = self.likelihood.log_prob_grads(x, **heads)
+        dz = self.decoder.backward({h: head_grads(g, d, mask) for h, d in dlogphi.items()},
+                                   dec, grads)
+        dmean, dlogvar = reparametrize_backward(dz, eps, logvar)     # E_q[log p(x|z)] through z
+        kl_dmean, kl_dlogvar = kl_grads(mean, logvar)                # - KL, in closed form
+        self.encoder.backward(dmean - kl_dmean / B, dlogvar - kl_dlogvar / B, enc, grads)
+        return bound.mean(), {name: grads[name] for name in self.params}

@@ -77,11 +77,9 @@ def denoiser_backward(deps, cache, grads):
     for i in reversed(range(len(layers))):
         aff, act = layers[i]
         da = dh if act is None else act_backward(dh, act)
-        dinp, g = affine_backward(da, aff)
-        grads[f"net.{i}.W"], grads[f"net.{i}.b"] = g["W"], g["b"]
+        dinp, grads[f"net.{i}.W"], grads[f"net.{i}.b"] = affine_backward(da, aff)
         width = dinp.shape[1] - e_act.shape[1]
         dh, de = dinp[:, :width], de + dinp[:, width:]
     da = act_backward(de, e_act)
-    dphi, g = affine_backward(da, time_cache)
-    grads["time.W"], grads["time.b"] = g["W"], g["b"]
+    dphi, grads["time.W"], grads["time.b"] = affine_backward(da, time_cache)
     return dh, time_embedding_backward(dphi, emb_cache)

@@ -21,11 +21,11 @@ import numpy as np
 import scipy.linalg
 
 from .. import backend, validate
+from ..likelihoods import LOG_2PI
 from ..model import IWAE
 from ..optim import Adam
 from ..train import train_epoch
 
-LOG_2PI = np.log(2.0 * np.pi)
 
 
 # --- closed forms of the linear-Gaussian model --------------------------------------------------

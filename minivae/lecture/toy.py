@@ -34,11 +34,11 @@ import scipy.integrate
 from scipy.special import logsumexp, softmax
 
 from .. import backend, validate
-from ..layers import affine_backward, affine_forward, mlp_backward, mlp_forward
+from ..likelihoods import LOG_2PI
+from ..model import Encoder
 from ..optim import Adam
 from ..train import train_epoch
 
-LOG_2PI = np.log(2.0 * np.pi)
 _LOG3_2PI = math.log(3.0) - 1.5 * LOG_2PI       # constants of log p(x|z) + log p(z)
 #: Default half-width of the integration range: the prior density there is φ(12) ≈ 2e-32.
 Z_MAX = 12.0
@@ -263,8 +263,8 @@ def iwae_curve(x, ks, n_rep, proposal="prior", mean=None, std=None, seed=0):
 #
 #     ∂L_K/∂μ = Σ_k w̃_k g_k,     ∂L_K/∂v = Σ_k w̃_k (g_k ε_k exp(v/2) / 2 + 1/2),
 #
-# g_k = ∂ log p(x, z_k)/∂z (the 1/2 is ∂(-log q)/∂v at fixed ε). The encoder's own backward is
-# minivae's (:func:`minivae.layers.mlp_backward`). The decoder is NumPy on the host, so the
+# g_k = ∂ log p(x, z_k)/∂z (the 1/2 is ∂(-log q)/∂v at fixed ε). The network and its backward
+# are minivae's own encoder (:class:`minivae.model.Encoder`). The decoder is NumPy on the host, so the
 # encoder's arrays cross to the host once per step: fine for a toy, and it keeps one code path.
 
 class ToyEncoder:
@@ -285,13 +285,10 @@ class ToyEncoder:
             a = math.sqrt(6.0 / (fan_in + fan_out))
             self.params[f"{name}.W"] = backend.asarray(rng.uniform(-a, a, (fan_in, fan_out)))
             self.params[f"{name}.b"] = backend.asarray(np.zeros(fan_out))
+        self.encoder = Encoder(self.params, len(self.hidden), "tanh")
 
     def _forward(self, x):
-        p = self.params
-        h, caches = mlp_forward(backend.asarray(x), p, "encoder", len(self.hidden), "tanh")
-        mean, mc = affine_forward(h, p["encoder.mean.W"], p["encoder.mean.b"])
-        logvar, vc = affine_forward(h, p["encoder.logvar.W"], p["encoder.logvar.b"])
-        return mean, logvar, (caches, mc, vc)
+        return self.encoder.forward(backend.asarray(x))
 
     def __call__(self, x):
         """The proposal's mean and standard deviation for each row of x (n, 2): two (n,) arrays
@@ -305,7 +302,7 @@ class ToyEncoder:
 
         x (B, 2) and eps (K, B) on the host.
         """
-        mean, logvar, (caches, mc, vc) = self._forward(x)
+        mean, logvar, cache = self._forward(x)
         m, v = backend.to_numpy(mean)[:, 0], backend.to_numpy(logvar)[:, 0]
         std = np.exp(0.5 * v)
         z = m + std * eps                                              # (K, B)
@@ -319,11 +316,8 @@ class ToyEncoder:
         dmean = np.sum(wn * g, axis=0) / B
         dlogvar = np.sum(wn * (0.5 * g * eps * std + 0.5), axis=0) / B
         grads = {}
-        dh1, gm = affine_backward(backend.asarray(dmean[:, None]), mc)
-        dh2, gv = affine_backward(backend.asarray(dlogvar[:, None]), vc)
-        grads["encoder.mean.W"], grads["encoder.mean.b"] = gm["W"], gm["b"]
-        grads["encoder.logvar.W"], grads["encoder.logvar.b"] = gv["W"], gv["b"]
-        mlp_backward(dh1 + dh2, caches, "encoder", "tanh", grads, need_dx=False)
+        self.encoder.backward(backend.asarray(dmean[:, None]), backend.asarray(dlogvar[:, None]),
+                              cache, grads)
         return float(np.mean(bound)), grads
 
 
