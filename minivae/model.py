@@ -35,7 +35,7 @@ import math
 
 import numpy
 
-from . import backend
+from . import backend, validate
 from .backend import xp
 from .bound import (head_grads, iwae_bound, iwae_bound_grad, kl_divergence, kl_grads,
                     log_prior, log_q, log_weights_backward, masked_log_likelihood,
@@ -43,17 +43,7 @@ from .bound import (head_grads, iwae_bound, iwae_bound_grad, kl_divergence, kl_g
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
 from .likelihoods import LIKELIHOODS
 
-DTYPES = ("float32", "float64")
-
-
-def _choice(what, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
-    return value
-
-
-def _is_int(v):
-    return isinstance(v, (int, numpy.integer)) and not isinstance(v, bool)
+DTYPES = validate.FLOAT_DTYPES
 
 
 # ---------------------------------------------------------------------- the two networks
@@ -156,25 +146,13 @@ class IWAE:
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
                  likelihood="bernoulli", dtype="float32", seed=0):
-        for what, v in (("x_dim", x_dim), ("z_dim", z_dim)):
-            if not _is_int(v) or v < 1:
-                raise ValueError(f"{what} must be a positive integer, got {v!r}")
-        if not isinstance(hidden, (tuple, list)) or not all(_is_int(h) and h >= 1
-                                                            for h in hidden):
-            raise ValueError(f"hidden must be a sequence of positive integers such as (200, 200) "
-                             f"(or () for none), got {hidden!r}")
-        if not _is_int(seed) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), tuple(int(h) for h in hidden)
-        self.activation = _choice("activation", activation, tuple(ACTIVATIONS))
-        self.likelihood = LIKELIHOODS[_choice("likelihood", likelihood, tuple(LIKELIHOODS))]
-        if dtype is not None:                 # numpy.dtype(None) would quietly be float64
-            try:
-                dtype = numpy.dtype(dtype).name
-            except TypeError:
-                pass                          # not a dtype at all: _choice says what is allowed
-        self.dtype = _choice("dtype", dtype, DTYPES)
-        self.seed = int(seed)
+        self.x_dim = validate.positive_int("x_dim", x_dim)
+        self.z_dim = validate.positive_int("z_dim", z_dim)
+        self.hidden = validate.hidden(hidden)
+        self.activation = validate.choice("activation", activation, ACTIVATIONS)
+        self.likelihood = LIKELIHOODS[validate.choice("likelihood", likelihood, LIKELIHOODS)]
+        self.dtype = validate.dtype(dtype)
+        self.seed = validate.seed("seed", seed)
         self.params = self._init_params(self.seed)
         self.encoder = Encoder(self.params, len(self.hidden), self.activation)
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
@@ -223,14 +201,10 @@ class IWAE:
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, x, k, eps, mask):
         """Convert to the backend and dtype; reject anything that would give a wrong number."""
-        if not _is_int(k) or k < 1:
-            raise ValueError(f"k (the number of importance samples) must be an integer >= 1, "
-                             f"got {k!r}")
+        k = validate.positive_int("k (the number of importance samples)", k)
         x = backend.asarray(x)
-        if x.ndim != 2 or x.shape[1] != self.x_dim:
-            raise ValueError(f"x must have shape (B, {self.x_dim}), got {tuple(x.shape)}")
-        if x.shape[0] == 0:
-            raise ValueError("x has no rows (B = 0): the bound of an empty batch is undefined")
+        validate.shape("x", x, (None, self.x_dim))
+        validate.nonempty("x", x)                   # B = 0: the batch mean is undefined
         if x.dtype.kind not in "biuf":
             raise ValueError(f"x must be numeric, got dtype {x.dtype}")
         x = x.astype(self.dtype, copy=False)
@@ -247,17 +221,8 @@ class IWAE:
             raise ValueError("likelihood 'bernoulli' needs binary x (0 or 1 in every observed "
                              "entry); binarise the data first")
         if eps is not None:
-            eps = backend.asarray(eps)
-            want = (k, x.shape[0], self.z_dim)
-            if eps.shape != want:
-                raise ValueError(f"eps must have shape (k, B, z_dim) = {want}, got "
-                                 f"{tuple(eps.shape)}")
-            if eps.dtype.kind not in "iuf":
-                raise ValueError(f"eps must be real numbers, got dtype {eps.dtype}")
-            with numpy.errstate(over="ignore"):          # overflow is reported just below
-                eps = eps.astype(self.dtype, copy=False)
-            if not bool(xp.isfinite(eps).all()):
-                raise ValueError(f"eps has NaN or inf (or overflows {self.dtype})")
+            eps = validate.shape("eps", backend.asarray(eps), (k, x.shape[0], self.z_dim))
+            eps = validate.finite_real_array("eps", eps, self.dtype)
         return x, eps, mask
 
     def _inputs(self, x, k, eps, mask, check):
@@ -362,7 +327,7 @@ class VAE(IWAE):
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
                  likelihood="bernoulli", dtype="float32", seed=0, analytic_kl=True):
         super().__init__(x_dim, z_dim, hidden, activation, likelihood, dtype, seed)
-        self.analytic_kl = bool(analytic_kl)
+        self.analytic_kl = validate.boolean("analytic_kl", analytic_kl)
 
     def get_config(self):
         return dict(super().get_config(), analytic_kl=self.analytic_kl)

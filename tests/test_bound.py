@@ -13,7 +13,7 @@ from scipy.stats import norm
 
 from minivae import backend, bound, impute, layers, likelihoods, ops
 from minivae.gradcheck import check_function, format_report, max_error
-from minivae.linear import kl_gaussians
+from minivae.lecture.linear import kl_gaussians
 from minivae.model import IWAE
 
 TOL = 1e-6

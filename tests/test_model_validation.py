@@ -25,6 +25,10 @@ def test_bad_constructor_arguments(cls, kwargs, name):
     one_line_value_error(lambda: cls(4, 2, **kwargs), name)
 
 
+def test_analytic_kl_must_be_a_bool():
+    one_line_value_error(lambda: VAE(4, 2, analytic_kl="no"), "analytic_kl")
+
+
 def test_good_constructor_arguments_still_work():
     model = IWAE(4, 2, hidden=[3], dtype=np.float64, seed=np.int64(3))
     assert model.hidden == (3,) and model.dtype == "float64" and model.seed == 3
@@ -37,7 +41,7 @@ def test_empty_batch_is_refused(analytic_kl):
     x = np.zeros((0, 4))
     for fn in (lambda: model.bound_and_grads(x, 2), lambda: model.bound(x, 2),
                lambda: model.log_weights(x, 2), lambda: model.encode(x)):
-        one_line_value_error(fn, "B = 0")
+        one_line_value_error(fn, "x is empty")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])

@@ -26,7 +26,7 @@ docs/diffusion.md). Shapes: x0 (N, D); per-example results (N,); t (N,) ints in 
 import math
 
 from ..backend import special, xp
-from ..ops import LOG_2PI
+from ..likelihoods import LOG_2PI
 from .forward import posterior_mean_var, q_mean_var, q_sample, reverse_mean_var
 
 DECODERS = ("gaussian", "discretized")
