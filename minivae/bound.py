@@ -25,7 +25,7 @@ import math
 
 from .backend import xp
 from .likelihoods import LOG_2PI
-from .ops import logsumexp_weights  # noqa: F401 (re-exported: the bound's log-sum-exp)
+from .ops import logsumexp_weights  # its one home is ops (with the GPU dispatch); re-exported
 
 
 # ---------------------------------------------------------------- q_γ(z|x): the reparametrisation
