@@ -8,8 +8,10 @@ The source ships as package data of ``minivae.kernels`` and is read with
 It is compiled by NVRTC (through ``cupy.RawModule``) the first time a dtype is used; CuPy keeps
 the binary in memory and in its on-disk kernel cache, so later runs skip the compilation.
 
-Importing this module does not import CuPy: the CPU tests use :func:`kernel_source` and
-:func:`launch_shape` to compile and run the same kernel on the host.
+Importing this module does not import CuPy. The same source also runs on the CPU:
+:class:`EmulatedKernel` compiles it with the host C++ compiler through
+``kernels/cuda_emulation.h`` (the threads of a block are real threads meeting at real barriers)
+and launches it with :func:`launch_shape`; lab 6 and ``tests/test_kernel_emulated.py`` use it.
 """
 import functools
 import importlib.resources
@@ -122,3 +124,120 @@ def logsumexp_weights(log_w):
     kernel = _kernel(dtype.name, cupy.cuda.Device().id)
     kernel(grid, block, (x, weights, lse, numpy.int32(K), numpy.int32(B)))
     return lse.reshape(rest), weights.reshape(log_w.shape)
+
+
+# ------------------------------------------------------------------------------ on the CPU
+# The kernel built for the host: the .cu file and the emulation header copied next to a small
+# C++ driver that launches logsumexp_weights<T> over a grid (emu::emulate_launch runs the
+# threads of each block as real threads). ftz flushes float32 denormals as CuPy's -ftz=true.
+EMULATION_DRIVER = r"""
+#include "cuda_emulation.h"
+#include "logsumexp_weights.cu"
+
+template <typename T>
+static int launch(const T* log_w, T* weights, T* lse, int K, int B,
+                  int grid_x, int block_x, int block_y, int ftz) {
+    dim3 grid, block;
+    grid.x = grid_x;
+    block.x = block_x;
+    block.y = block_y;
+    return emu::emulate_launch(grid, block, [=] {
+        logsumexp_weights<T>(log_w, weights, lse, K, B);
+    }, ftz != 0);
+}
+
+extern "C" int launch_float32(const float* x, float* w, float* l, int K, int B,
+                              int g, int bx, int by, int ftz) {
+    return launch<float>(x, w, l, K, B, g, bx, by, ftz);
+}
+extern "C" int launch_float64(const double* x, double* w, double* l, int K, int B,
+                              int g, int bx, int by, int ftz) {
+    return launch<double>(x, w, l, K, B, g, bx, by, ftz);
+}
+"""
+# Return codes of emu::emulate_launch (kernels/cuda_emulation.h).
+EMU_OK, EMU_BAD_LAUNCH, EMU_DIVERGED, EMU_BAD_MASK = range(4)
+_GUARD = 16     # sentinel elements after each output, to catch writes past its end
+
+
+def host_compiler():
+    """The host C++ compiler (g++, c++ or clang++), or None."""
+    import shutil
+    return shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def build_emulation(build_dir, source, name, defines=()):
+    """Compile C++ ``source`` (which includes the kernel and/or the emulation header) into
+    ``build_dir``/lib<name>.so with warnings as errors; returns the loaded ``ctypes.CDLL``.
+
+    Raises RuntimeError without a host compiler or when the compilation fails (with its
+    command and first lines of diagnostics).
+    """
+    import ctypes
+    import subprocess
+    from pathlib import Path
+    cxx = host_compiler()
+    if cxx is None:
+        raise RuntimeError("no host C++ compiler (g++, c++ or clang++) to build the kernel")
+    d = Path(build_dir)
+    for f in (KERNEL_FILE, EMULATION_HEADER):
+        (d / f).write_text(kernel_source(f), encoding="utf-8")
+    (d / f"{name}.cpp").write_text(source, encoding="utf-8")
+    lib = d / f"lib{name}.so"
+    cmd = [cxx, "-std=c++17", "-O2", "-pthread", "-shared", "-fPIC", "-Wall", "-Werror",
+           *[f"-D{x}" for x in defines], "-I", str(d), str(d / f"{name}.cpp"), "-o", str(lib)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"compiling {name}.cpp failed ({' '.join(cmd)}): "
+                           f"{proc.stderr.strip()[:600]}")
+    return ctypes.CDLL(str(lib))
+
+
+class EmulatedKernel:
+    """kernels/logsumexp_weights.cu compiled for the CPU: ``EmulatedKernel()(log_w)`` returns
+    ``(lse, weights)`` as NumPy arrays, with the contract of
+    :func:`minivae.ops.logsumexp_weights`.
+
+    build_dir : where to compile (default: a temporary directory kept as long as the object).
+    Raises RuntimeError when there is no host compiler or the build fails.
+    """
+
+    def __init__(self, build_dir=None):
+        import tempfile
+        self._tmp = None if build_dir else tempfile.TemporaryDirectory(prefix="minivae-kernel-")
+        self.lib = build_emulation(build_dir or self._tmp.name, EMULATION_DRIVER, "lse_kernel")
+
+    def launch(self, x, weights, lse, grid, block, ftz=False):
+        """Launch on raw C-contiguous arrays (x (K, B); weights and lse at least K·B and B
+        elements) with an explicit grid and block; returns emu::emulate_launch's code."""
+        import ctypes
+        K, B = x.shape
+        p = ctypes.c_void_p
+        return getattr(self.lib, f"launch_{x.dtype.name}")(
+            p(x.ctypes.data), p(weights.ctypes.data), p(lse.ctypes.data), int(K), int(B),
+            int(grid[0]), int(block[0]), int(block[1]), int(bool(ftz)))
+
+    def __call__(self, log_w, block=None, ftz=False):
+        """(lse (B,), weights (K, B)) of a (K, B) float32/float64 host array.
+
+        block : (TX, TY) instead of :func:`launch_shape`'s (the grid follows: ceil(B / TX)).
+        ftz : flush float32 denormals to zero, as CuPy compiles (-ftz=true).
+        A failed launch or a write past an output's end raises RuntimeError.
+        """
+        x = numpy.ascontiguousarray(log_w)
+        if x.dtype not in (numpy.float32, numpy.float64) or x.ndim != 2:
+            raise ValueError("the kernel takes a (K, B) float32 or float64 array")
+        K, B = x.shape
+        grid, shape = launch_shape(K, B, x.itemsize)
+        if block is not None:
+            shape, grid = tuple(block[:2]), (-(-B // block[0]), 1, 1)
+        sentinel = numpy.array(12345.0, x.dtype)
+        w = numpy.full(K * B + _GUARD, sentinel)
+        lse = numpy.full(B + _GUARD, sentinel)
+        rc = self.launch(x, w, lse, grid, shape, ftz)
+        if rc != EMU_OK:
+            raise RuntimeError(f"emulated launch failed with code {rc} (block {shape[0]}x"
+                               f"{shape[1]}, grid {grid[0]})")
+        if not ((w[K * B:] == sentinel).all() and (lse[B:] == sentinel).all()):
+            raise RuntimeError("the emulated kernel wrote past the end of an output")
+        return lse[:B], w[:K * B].reshape(K, B)

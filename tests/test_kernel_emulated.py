@@ -6,8 +6,6 @@ barriers (and warp shuffles go through a per-warp exchange), then launched over 
 launch shape minivae.cuda uses, and compared with minivae.ops.logsumexp_weights_reference.
 """
 import ctypes
-import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -15,38 +13,10 @@ import pytest
 
 from minivae import cuda
 from minivae.ops import logsumexp_weights_reference
+from helpers import dev, host
 
-CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
-pytestmark = pytest.mark.skipif(CXX is None, reason="no host C++ compiler (g++/c++/clang++)")
-
-# Error codes of emu::emulate_launch.
-OK, BAD_LAUNCH, DIVERGED, BAD_MASK = range(4)
-
-DRIVER = r"""
-#include "cuda_emulation.h"
-#include "logsumexp_weights.cu"
-
-template <typename T>
-static int launch(const T* log_w, T* weights, T* lse, int K, int B,
-                  int grid_x, int block_x, int block_y, int ftz) {
-    dim3 grid, block;
-    grid.x = grid_x;
-    block.x = block_x;
-    block.y = block_y;
-    return emu::emulate_launch(grid, block, [=] {
-        logsumexp_weights<T>(log_w, weights, lse, K, B);
-    }, ftz != 0);
-}
-
-extern "C" int launch_float32(const float* x, float* w, float* l, int K, int B,
-                              int g, int bx, int by, int ftz) {
-    return launch<float>(x, w, l, K, B, g, bx, by, ftz);
-}
-extern "C" int launch_float64(const double* x, double* w, double* l, int K, int B,
-                              int g, int bx, int by, int ftz) {
-    return launch<double>(x, w, l, K, B, g, bx, by, ftz);
-}
-"""
+pytestmark = pytest.mark.skipif(cuda.host_compiler() is None,
+                                reason="no host C++ compiler (g++/c++/clang++)")
 
 # A kernel that breaks the rules: thread 0 skips the barrier the others wait at.
 DIVERGENT_DRIVER = r"""
@@ -67,45 +37,10 @@ extern "C" int launch_divergent(int* out) {
 """
 
 
-def _build(tmp_path, source, name, defines=()):
-    for f in (cuda.KERNEL_FILE, cuda.EMULATION_HEADER):
-        (tmp_path / f).write_text(cuda.kernel_source(f))
-    (tmp_path / f"{name}.cpp").write_text(source)
-    lib = tmp_path / f"lib{name}.so"
-    cmd = [CXX, "-std=c++17", "-O2", "-pthread", "-shared", "-fPIC", "-Wall", "-Werror",
-           *[f"-D{d}" for d in defines], "-I", str(tmp_path), str(tmp_path / f"{name}.cpp"),
-           "-o", str(lib)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, f"host compile failed:\n{' '.join(cmd)}\n{proc.stderr}"
-    return ctypes.CDLL(str(lib))
-
-
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    return _build(tmp_path_factory.mktemp("emulated_kernel"), DRIVER, "lse_kernel")
-
-
-PAD = 16  # sentinel elements after each output, to catch writes past the end
-
-
-def run_kernel(lib, log_w, block=None, ftz=False):
-    """Launch the emulated kernel on a (K, B) array; returns (lse, weights)."""
-    x = np.ascontiguousarray(log_w)
-    K, B = x.shape
-    grid, default_block = cuda.launch_shape(K, B, x.itemsize)
-    bx, by = (block or default_block)[:2]
-    if block is not None:
-        grid = (-(-B // bx), 1, 1)
-    sentinel = np.array(12345.0, x.dtype)
-    w = np.full(K * B + PAD, sentinel)
-    lse = np.full(B + PAD, sentinel)
-    fn = getattr(lib, f"launch_{x.dtype.name}")
-    ptr = ctypes.c_void_p
-    rc = fn(ptr(x.ctypes.data), ptr(w.ctypes.data), ptr(lse.ctypes.data), K, B,
-            grid[0], bx, by, int(ftz))
-    assert rc == OK, f"emulated launch failed with code {rc} (block {bx}x{by}, grid {grid[0]})"
-    assert (w[K * B:] == sentinel).all() and (lse[B:] == sentinel).all(), "wrote out of bounds"
-    return lse[:B], w[:K * B].reshape(K, B)
+def kernel(tmp_path_factory):
+    """The kernel compiled for the CPU (minivae.cuda.EmulatedKernel, as lab 6 uses it)."""
+    return cuda.EmulatedKernel(tmp_path_factory.mktemp("emulated_kernel"))
 
 
 # Agreement to a few ulp: float sums of up to 5000 terms accumulate in a different order than
@@ -116,7 +51,7 @@ RTOL = {np.float32: 1e-5, np.float64: 1e-13}
 
 def assert_matches_reference(lse, w, log_w, atol=0.0):
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        ref_lse, ref_w = logsumexp_weights_reference(log_w)
+        ref_lse, ref_w = host(*logsumexp_weights_reference(dev(log_w)))
     dtype = log_w.dtype.type
     assert lse.dtype == dtype and w.dtype == dtype
     # assert_allclose treats NaN as equal to NaN and ±inf as equal only to the same inf, so NaN
@@ -132,12 +67,12 @@ SHAPES = [(1, 1), (1, 37), (2, 1), (3, 5), (31, 7), (32, 32), (33, 64), (50, 20)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K,B", SHAPES)
-def test_random_inputs_match_reference(lib, K, B, dtype):
+def test_random_inputs_match_reference(kernel, K, B, dtype):
     rng = np.random.default_rng(K * 1000 + B)
     # A spread of scales: log-weights of a real model differ by tens to thousands of nats.
     scale = rng.choice([1.0, 30.0, 1000.0], size=B)
     log_w = (rng.standard_normal((K, B)) * scale - 100.0).astype(dtype)
-    lse, w = run_kernel(lib, log_w)
+    lse, w = kernel(log_w)
     assert_matches_reference(lse, w, log_w)
     np.testing.assert_allclose(w.sum(axis=0), 1.0, rtol=K * np.finfo(dtype).eps)
 
@@ -173,9 +108,9 @@ def special_columns(K, dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K", [1, 8, 37, 300])
-def test_special_values_match_reference(lib, K, dtype):
+def test_special_values_match_reference(kernel, K, dtype):
     log_w = special_columns(K, dtype, np.random.default_rng(K))
-    lse, w = run_kernel(lib, log_w)
+    lse, w = kernel(log_w)
     assert_matches_reference(lse, w, log_w)
     # The contract, stated directly rather than only through the reference:
     assert lse[2] == -np.inf and (w[:, 2] == 0).all()
@@ -191,35 +126,35 @@ BLOCKS = [(1, 256), (2, 128), (4, 64), (8, 32), (16, 16), (32, 8), (32, 1), (1, 
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: f"{b[0]}x{b[1]}")
-def test_every_tile_shape_gives_the_same_answer(lib, block):
+def test_every_tile_shape_gives_the_same_answer(kernel, block):
     # The kernel is written for any power-of-two TX <= 32 and whole warps: each shape takes a
     # different path through the shuffle butterfly and the cross-warp merge.
     rng = np.random.default_rng(7)
     log_w = rng.standard_normal((70, 45)) * 20
     log_w[3, 4], log_w[:, 5], log_w[9, 6] = np.inf, -np.inf, np.nan
-    lse, w = run_kernel(lib, log_w, block=block)
+    lse, w = kernel(log_w, block=block)
     assert_matches_reference(lse, w, log_w)
 
 
-def test_large_batch(lib):
+def test_large_batch(kernel):
     rng = np.random.default_rng(3)
     log_w = (rng.standard_normal((50, 3000)) * 5).astype(np.float32)
     log_w[:, ::97] = -np.inf
-    lse, w = run_kernel(lib, log_w)
+    lse, w = kernel(log_w)
     assert_matches_reference(lse, w, log_w)
 
 
-def test_flush_to_zero_only_loses_denormal_weights(lib):
+def test_flush_to_zero_only_loses_denormal_weights(kernel):
     # CuPy compiles kernels with -ftz=true: float32 results below 2^-126 ≈ 1.2e-38 become 0.
     # exp(-100) ≈ 3.7e-44 is such a denormal; with FTZ its weight is exactly 0, without it is not,
     # and either way everything agrees with the reference to within that smallest normal.
     log_w = np.array([[0.0, 0.0], [-100.0, -3.0]], np.float32)
-    _, w_ieee = run_kernel(lib, log_w)
-    _, w_ftz = run_kernel(lib, log_w, ftz=True)
+    _, w_ieee = kernel(log_w)
+    _, w_ftz = kernel(log_w, ftz=True)
     assert 0 < w_ieee[1, 0] < np.finfo(np.float32).tiny and w_ftz[1, 0] == 0
     rng = np.random.default_rng(5)
     log_w = (rng.standard_normal((300, 40)) * 40).astype(np.float32)
-    lse, w = run_kernel(lib, log_w, ftz=True)
+    lse, w = kernel(log_w, ftz=True)
     assert_matches_reference(lse, w, log_w, atol=np.finfo(np.float32).tiny)
 
 
@@ -240,9 +175,10 @@ def test_launch_shape_meets_the_kernels_requirements(itemsize):
 
 def test_emulator_reports_threads_that_skip_a_barrier(tmp_path):
     # The emulation is only worth something if it catches what a GPU would not forgive.
-    lib = _build(tmp_path, DIVERGENT_DRIVER, "divergent", defines=["EMU_BARRIER_TIMEOUT_MS=300"])
+    lib = cuda.build_emulation(tmp_path, DIVERGENT_DRIVER, "divergent",
+                               defines=["EMU_BARRIER_TIMEOUT_MS=300"])
     out = np.zeros(64, np.int32)
-    assert lib.launch_divergent(ctypes.c_void_p(out.ctypes.data)) == DIVERGED
+    assert lib.launch_divergent(ctypes.c_void_p(out.ctypes.data)) == cuda.EMU_DIVERGED
 
 
 class _CupyStandIn:
@@ -250,8 +186,8 @@ class _CupyStandIn:
     RawModule/RawKernel launching the emulated kernel. RawKernel converts nothing, so the
     stand-in insists on what the real one needs: C-contiguous arrays and numpy.int32 sizes."""
 
-    def __init__(self, lib):
-        self.lib, self.modules, self.launches = lib, [], []
+    def __init__(self, kernel):
+        self.kernel, self.modules, self.launches = kernel, [], []
         self.asarray, self.ascontiguousarray = np.asarray, np.ascontiguousarray
         self.empty, self.empty_like = np.empty, np.empty_like
         self.cuda = type("cuda", (), {"Device": lambda: type("Device", (), {"id": 0})()})
@@ -274,23 +210,20 @@ class _CupyStandIn:
         assert type(K) is np.int32 and type(B) is np.int32
         assert name == cuda.NAME_EXPRESSIONS[x.dtype.name]
         self.launches.append((grid, block))
-        fn = getattr(self.lib, f"launch_{x.dtype.name}")
-        rc = fn(*(ctypes.c_void_p(a.ctypes.data) for a in (x, w, lse)), int(K), int(B),
-                grid[0], block[0], block[1], 0)
-        assert rc == OK
+        assert self.kernel.launch(x, w, lse, grid, block) == cuda.EMU_OK
 
 
-def test_cupy_wrapper_with_a_stand_in_for_cupy(lib, monkeypatch):
-    stand_in = _CupyStandIn(lib)
+def test_cupy_wrapper_with_a_stand_in_for_cupy(kernel, monkeypatch):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 40, 7))[:, ::2, :].astype(np.float32)       # (K, ...) strided
+    ref_lse, ref_w = host(*logsumexp_weights_reference(dev(x)))   # before cupy is replaced
+    stand_in = _CupyStandIn(kernel)
     monkeypatch.setitem(sys.modules, "cupy", stand_in)
     cuda._module.cache_clear()
     cuda._kernel.cache_clear()
     try:
-        rng = np.random.default_rng(11)
-        x = rng.standard_normal((3, 40, 7))[:, ::2, :].astype(np.float32)   # (K, ...) strided
         lse, w = cuda.logsumexp_weights(x)
         assert lse.shape == (20, 7) and w.shape == x.shape
-        ref_lse, ref_w = logsumexp_weights_reference(x)
         np.testing.assert_allclose(w, ref_w, rtol=1e-5)
         np.testing.assert_allclose(lse, ref_lse, rtol=1e-5)
         lse, w = cuda.logsumexp_weights(np.array([0.0, np.log(3.0)]))     # (K,) float64
@@ -307,3 +240,9 @@ def test_cupy_wrapper_with_a_stand_in_for_cupy(lib, monkeypatch):
     finally:
         cuda._module.cache_clear()
         cuda._kernel.cache_clear()
+
+
+def test_a_launch_the_kernel_refuses_is_an_error(kernel):
+    # 4 x 3 = 12 threads: not whole warps, which a GPU (and the kernel's shuffles) refuse.
+    with pytest.raises(RuntimeError, match="launch failed"):
+        kernel(np.zeros((4, 64)), block=(4, 3))

@@ -15,7 +15,6 @@ import numpy as np
 
 from minivae import backend, cuda
 from minivae.lecture import toy
-from minivae.labs import kernel_cpu
 from minivae.labs.common import fit, mnist, test_bound
 from minivae.ops import logsumexp_weights, logsumexp_weights_reference
 
@@ -103,7 +102,7 @@ def kernel(args, model, x_eval):
                   f"places: {'yes' if same else 'NO'}  ({1e3 * dt:.0f} ms)")
 
     try:
-        kernel = kernel_cpu.EmulatedKernel()
+        kernel = cuda.EmulatedKernel()
     except RuntimeError as e:
         print(f"   (skipped on the CPU: {e})")
     else:
