@@ -23,13 +23,15 @@ def affine_forward(x, W, b):
     return x @ W + b, (x, W)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout, cache, need_dx=True):
     """Backward of out = x W + b:  ∂L/∂x = dout Wᵀ,  ∂L/∂W = xᵀ dout,  ∂L/∂b = Σ_n dout_n.
 
     dout: (N, D_out), cache = (x, W) -> dx: (N, D_in), dW: (D_in, D_out), db: (D_out,).
+    ``need_dx=False`` (an option lab 3 leaves out): x is data, e.g. the encoder's input, so dx is
+    None and the product dout Wᵀ is skipped (a seventh of a VAE step with K = 1).
     """
     x, W = cache
-    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+    return (dout @ W.T if need_dx else None), x.T @ dout, dout.sum(axis=0)
 
 
 # ---------------------------------------------------------------- activations
@@ -94,15 +96,17 @@ def mlp_forward(x, params, prefix, n_hidden, activation):
     return h, caches
 
 
-def mlp_backward(dh, caches, prefix, activation, grads):
+def mlp_backward(dh, caches, prefix, activation, grads, need_dx=True):
     """Backward of :func:`mlp_forward`: the chain rule through the layers, last layer first.
 
     dh: (N, H_last) = ∂L/∂h. Stores ∂L/∂W and ∂L/∂b of layer i in grads[f"{prefix}.{i}.W"] and
-    grads[f"{prefix}.{i}.b"] (a dict keyed like the params) and returns dx = ∂L/∂x, (N, D_in).
+    grads[f"{prefix}.{i}.b"] (a dict keyed like the params) and returns dx = ∂L/∂x, (N, D_in)
+    (None with ``need_dx=False``, when x is data: see :func:`affine_backward`).
     """
     _, act_backward = ACTIVATIONS[activation]
     for i in reversed(range(len(caches))):
         affine_cache, act_cache = caches[i]
         da = act_backward(dh, act_cache)
-        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = affine_backward(da, affine_cache)
+        dh, grads[f"{prefix}.{i}.W"], grads[f"{prefix}.{i}.b"] = \
+            affine_backward(da, affine_cache, need_dx=need_dx or i > 0)
     return dh

@@ -66,13 +66,16 @@ class Encoder:
         return mean, logvar, (mlp_cache, mean_cache, logvar_cache)
 
     def backward(self, dmean, dlogvar, cache, grads):
-        """From ∂L/∂μ and ∂L/∂v (B, d), store ∂L/∂γ in grads; return ∂L/∂x (B, D)."""
+        """From ∂L/∂μ and ∂L/∂v (B, d), store ∂L/∂γ in grads. x is data: no ∂L/∂x is computed."""
         mlp_cache, mean_cache, logvar_cache = cache
+        hidden = self.n_hidden > 0                    # with no hidden layer the heads read x
         dh_mean, grads["encoder.mean.W"], grads["encoder.mean.b"] = \
-            affine_backward(dmean, mean_cache)
+            affine_backward(dmean, mean_cache, need_dx=hidden)
         dh_logvar, grads["encoder.logvar.W"], grads["encoder.logvar.b"] = \
-            affine_backward(dlogvar, logvar_cache)
-        return mlp_backward(dh_mean + dh_logvar, mlp_cache, "encoder", self.activation, grads)
+            affine_backward(dlogvar, logvar_cache, need_dx=hidden)
+        if hidden:
+            mlp_backward(dh_mean + dh_logvar, mlp_cache, "encoder", self.activation, grads,
+                         need_dx=False)
 
 
 class Decoder:
