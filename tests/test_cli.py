@@ -10,23 +10,16 @@ import pytest
 from minivae import data
 from minivae.cli import main
 from minivae.model import IWAE
-from train_helpers import TINY_ARGS, read_params, write_mnist_dir
+from train_helpers import mnist_dir  # noqa: F401 (a fixture)
+from train_helpers import TINY_ARGS, read_params, train_tiny, write_mnist_dir
 
 COMMANDS = ("train", "evaluate", "sample", "plot", "reproduce")
 
 
 @pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    return write_mnist_dir(tmp_path_factory.mktemp("mnist"))
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist_dir):
     """A run of 2 epochs with z_dim = 2 (so that sample draws the manifold)."""
-    run_dir = str(tmp_path_factory.mktemp("runs") / "z2")
-    assert main(["train", "--out", run_dir, "--data-dir", mnist_dir, "--epochs", "2"]
-                + TINY_ARGS) == 0
-    return run_dir
+    return train_tiny(tmp_path_factory, mnist_dir, "z2", 2)
 
 
 def run_cli(capsys, *argv):

@@ -12,24 +12,17 @@ import pytest
 
 from helpers import run_cli
 from minivae import checkpoint, train as training
-from minivae.cli import build_parser, main, options
+from minivae.cli import build_parser, options
 from minivae.model import IWAE
-from train_helpers import TINY_ARGS, read_params, write_mnist_dir
+from train_helpers import mnist_dir  # noqa: F401 (a fixture)
+from train_helpers import TINY_ARGS, read_params, train_tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    return write_mnist_dir(tmp_path_factory.mktemp("mnist"))
-
-
-@pytest.fixture(scope="module")
 def trained(tmp_path_factory, mnist_dir):
-    run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
-    assert main(["train", "--out", run_dir, "--data-dir", mnist_dir, "--epochs", "1"]
-                + TINY_ARGS) == 0
-    return run_dir
+    return train_tiny(tmp_path_factory, mnist_dir, "tiny", 1)
 
 
 def python(args, **kw):

@@ -9,22 +9,14 @@ import pytest
 
 from minivae import checkpoint
 from minivae.cli import runs
-from minivae.cli import main
 from helpers import run_cli
-from train_helpers import TINY_ARGS, write_mnist_dir
-
-
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    return write_mnist_dir(tmp_path_factory.mktemp("mnist"))
+from train_helpers import mnist_dir  # noqa: F401 (a fixture)
+from train_helpers import TINY_ARGS, train_tiny
 
 
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory, mnist_dir):
-    run_dir = str(tmp_path_factory.mktemp("runs") / "good")
-    assert main(["train", "--out", run_dir, "--data-dir", mnist_dir, "--epochs", "1"]
-                + TINY_ARGS) == 0
-    return run_dir
+    return train_tiny(tmp_path_factory, mnist_dir, "good", 1)
 
 
 def copy_run(good_run, tmp_path, name="run"):

@@ -9,12 +9,8 @@ from minivae import checkpoint, train as training
 from minivae.cli import runs
 from minivae.model import IWAE
 from minivae.optim import SGD, Adam
-from train_helpers import read_params, tiny_config, write_mnist_dir
-
-
-@pytest.fixture(scope="module")
-def mnist_dir(tmp_path_factory):
-    return write_mnist_dir(tmp_path_factory.mktemp("mnist"))
+from train_helpers import mnist_dir  # noqa: F401 (a fixture)
+from train_helpers import read_params, tiny_config
 
 
 # ------------------------------------------------------------------------------ schedule

@@ -8,6 +8,7 @@ import gzip
 import os
 
 import numpy as np
+import pytest
 
 from minivae import train as training
 from minivae.cli import runs
@@ -51,3 +52,19 @@ def read_params(run_dir):
         arrays = {k: z[k] for k in z.files if k != "meta"}
     from minivae import checkpoint
     return arrays, checkpoint.load(os.path.join(run_dir, runs.CHECKPOINT)).epoch
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory):
+    """A fixture: :func:`write_mnist_dir` in a fresh directory, once per test module (import
+    it into the test module to use it)."""
+    return write_mnist_dir(tmp_path_factory.mktemp("mnist"))
+
+
+def train_tiny(tmp_path_factory, data_dir, name, epochs):
+    """A tiny run RUN_DIR trained by ``minivae train`` for ``epochs``; returns its path."""
+    from minivae.cli import main
+    run_dir = str(tmp_path_factory.mktemp("runs") / name)
+    assert main(["train", "--out", run_dir, "--data-dir", data_dir, "--epochs", str(epochs)]
+                + TINY_ARGS) == 0
+    return run_dir
