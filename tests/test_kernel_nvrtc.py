@@ -1,7 +1,9 @@
 """kernels/logsumexp_weights.cu compiles with NVRTC, the compiler CuPy uses, without a GPU.
 
-NVRTC is a library: compiling CUDA C++ to PTX needs neither a device nor a driver. The `test`
-extra installs it from PyPI (``nvidia-cuda-nvrtc`` 13.x with its bindings ``cuda-bindings``).
+NVRTC is a library: compiling CUDA C++ to PTX needs neither a device nor a driver. The
+``kernel-check`` extra installs it from PyPI (``nvidia-cuda-nvrtc`` 13.x with its bindings
+``cuda-bindings``); CI installs it, a light ``pip install -e .[test]`` does not, and then these
+checks are skipped with the reason.
 Each architecture is compiled with the options and template instantiations (name expressions)
 that minivae.cuda hands to ``cupy.RawModule``, plus the options CuPy adds (-ftz=true among
 them); a failure prints NVRTC's log.
@@ -21,7 +23,7 @@ import pytest
 from minivae import cuda
 
 nvrtc = pytest.importorskip(
-    "cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install -e .[test])")
+    "cuda.bindings.nvrtc", reason="NVRTC's bindings are not installed (pip install -e .[kernel-check])")
 
 # Volta, Turing, Ampere, Hopper: compute_70, 80 and 90 as the issue asks, plus the oldest
 # architecture NVRTC 13 still supports.
