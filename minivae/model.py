@@ -246,8 +246,12 @@ class IWAE:
         return mean, logvar
 
     def decode(self, z):
-        """The decoder's heads η = f_θ(z): dict head -> (..., D) for z of shape (..., d)."""
-        z = backend.asarray(z).astype(self.dtype, copy=False)
+        """The decoder's heads η = f_θ(z): dict head -> (..., D) for z of shape (..., d).
+
+        z must be real and finite (a complex z is refused, not silently made real)."""
+        z = validate.finite_real_array("z", backend.asarray(z), self.dtype)
+        if z.ndim < 1 or z.shape[-1] != self.z_dim:
+            raise ValueError(f"z must have shape (..., {self.z_dim}), got {tuple(z.shape)}")
         heads, _ = self.decoder.forward(z)
         return heads
 

@@ -63,3 +63,12 @@ def test_complex_eps_is_refused():
     model = IWAE(4, 2, hidden=(3,), likelihood="gaussian", dtype="float64")
     eps = np.zeros((2, 3, 2), dtype=complex)
     one_line_value_error(lambda: model.bound_and_grads(np.zeros((3, 4)), 2, eps=eps), "eps")
+
+
+@pytest.mark.parametrize("z,what", [(np.zeros((3, 2), dtype=complex), "real"),
+                                    (np.full((3, 2), np.nan), "NaN"),
+                                    (np.zeros((3, 5)), "shape")])
+def test_decode_and_observation_mean_refuse_bad_z(z, what):
+    model = IWAE(4, 2, hidden=(3,), likelihood="gaussian", dtype="float64")
+    one_line_value_error(lambda: model.observation_mean(z), "z", what)
+    one_line_value_error(lambda: model.decode(z), "z", what)
