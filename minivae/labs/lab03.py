@@ -38,7 +38,6 @@ def _affine(mod):
     dout = rng.standard_normal((5, 3))
     _, cache = call(mod, "affine_forward", x, W, b)
     dx, dW, db = unpack(call(mod, "affine_backward", dout, cache), 3, "affine_backward")
-
     ref_dx, ref_dW, ref_db = library(SOLUTION, "affine_backward")(dout, (x, W))
     values = [compare("dx", as_array(dx, x.shape, "dx"), ref_dx, "minivae.layers"),
               compare("dW", as_array(dW, W.shape, "dW"), ref_dW, "minivae.layers"),
