@@ -90,7 +90,7 @@ def main(args):
         print("(--quick: far too few steps to converge; run without --quick for the real "
               "comparison.)")
     print("Gradient ascent comes close to the closed form where there is one. On test\nimages "
-          "the Gaussian collapses: a pixel that was (nearly) constant in training gets a tiny variance,\nand one unusual test pixel costs "
-          "thousands of nats. The t's heavy tails keep that cost small, which is\nwhy "
-          "MIWAE models real data with it (lab 8).")
+          "the Gaussian collapses: a pixel that was (nearly) constant in training gets a tiny "
+          "variance,\nand one unusual test pixel costs thousands of nats. The t's heavy tails "
+          "keep that cost small, which is\nwhy MIWAE models real data with it (lab 8).")
     return figures

@@ -8,12 +8,14 @@
 4. The KL per latent dimension: inactive units.
 
 Your reparametrize, reparametrize_backward, log_q, kl_divergence, kl_grads and
-vae_encoder_grads are the library's (minivae.bound) while this runs, once they pass the checks:
-the VAE's bound and gradients are computed with them.
+vae_encoder_grads are the library's (minivae.bound) while this runs, once they pass the checks: the VAE's
+bound and gradient are computed with your reparametrize, reparametrize_backward, log_q,
+kl_divergence and kl_grads (vae_encoder_grads is their composition, which the model writes out
+step by step), and part 4 measures the KL per dimension with your kl_divergence.
 """
 import numpy as np
 
-from minivae import backend, gradcheck
+from minivae import backend, bound, gradcheck
 from minivae.labs.common import fit, mnist, random_params, test_bound
 from minivae.model import VAE
 
@@ -77,7 +79,8 @@ def main(args):
           f"less variance here.")
 
     mean, logvar = vae.encode(x_eval)
-    kl_dim = (0.5 * (mean * mean + np.exp(logvar) - 1 - logvar)).mean(axis=0)
+    kl_dim = np.array([bound.kl_divergence(mean[:, [i]], logvar[:, [i]]).mean()
+                       for i in range(z_dim)])            # the KL of each dimension alone
     active = np.sort(kl_dim)[::-1]
     print(f"\n4. KL(q(z|x) ‖ p(z)) per latent dimension, averaged over test digits (nats), "
           f"largest first:\n   " + " ".join(f"{v:.2f}" for v in active))

@@ -7,7 +7,10 @@
    emulation header, against the NumPy reference; and on a GPU when CuPy sees one.
 
 Your logsumexp_weights, iwae_bound, iwae_bound_grad, iwae_encoder_grads, lse_push and lse_merge
-are the library's while this runs, once they pass the checks: the IWAE trains with them.
+are the library's while this runs, once they pass the checks: the IWAE trains and is evaluated
+with your logsumexp_weights, iwae_bound and iwae_bound_grad (iwae_encoder_grads is their
+composition, which the model writes out step by step; lse_push and lse_merge are what the CUDA
+kernel does, in Python).
 """
 import time
 
@@ -16,17 +19,12 @@ import numpy as np
 from minivae import backend, cuda
 from minivae.lecture import toy
 from minivae.labs.common import fit, mnist, test_bound
-from minivae.ops import logsumexp_weights, logsumexp_weights_reference
+from minivae import bound
+from minivae.ops import logsumexp_weights_reference
 
 DESCRIPTION = ("L_K against the exact log p(x) on the lecture's toy model, L_K rising with K on "
                "an IWAE trained on MNIST, and the CUDA kernel run on the CPU (through the "
                "emulation header) against the NumPy reference")
-
-
-def iwae_bound(log_w):
-    """L_K = log (1/K) Σ_k w_k for each column of log_w (K, B)."""
-    lse, _ = logsumexp_weights(log_w)
-    return lse - np.log(log_w.shape[0])
 
 
 def toy_model(args, figures):
@@ -42,7 +40,7 @@ def toy_model(args, figures):
         for _ in range(reps):
             z = rng.standard_normal((k, n))
             log_w = toy.log_joint(x[None], z) - toy.log_prior(z)     # w = p(x|z): q = p(z)
-            vals.append(iwae_bound(log_w).mean())
+            vals.append(bound.iwae_bound(log_w).mean())
         se = np.std(vals, ddof=1) / np.sqrt(reps)
         print(f"   K = {k:6d}   L_K = {np.mean(vals):9.4f} ± {se:.4f}   gap log p(x) - L_K = "
               f"{exact.mean() - np.mean(vals):8.4f}")

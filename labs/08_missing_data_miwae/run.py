@@ -7,16 +7,18 @@
    single imputation by SNIS, multiple imputation by SIR.
 
 Your masked_log_weights, miwae_head_grads, snis_impute and sir_indices are the library's while
-this runs, once they pass the checks: the imputer trains, imputes and resamples with them.
+this runs, once they pass the checks: part 1 imputes with your snis_impute; the MIWAE imputer
+trains with your masked_log_weights (miwae_head_grads is the composition the model writes out
+step by step), imputes with your snis_impute and resamples with your sir_indices.
 """
 import math
 import time
 
 import numpy as np
 
+from minivae import impute
 from minivae.impute import MIWAEImputer
 from minivae.labs.common import mnist
-from minivae.labs.lab08 import ref_snis_impute as snis_impute
 from minivae.lecture.linear import PPCA, posterior
 
 DESCRIPTION = ("SNIS imputation against the exact conditional mean of a PPCA model of MNIST "
@@ -70,7 +72,7 @@ def snis_vs_exact(args, rng, figures):
             log_w = log_normal(x_test[:, mask], z @ Wo.T + muo, s2) + log_normal(z, 0, 1) \
                 - log_q
             means = z @ W.T + mu                                # E[x|z_l], (L, n, 196)
-            imputed = snis_impute(x_test, masks, log_w, means)[:, ~mask]
+            imputed = impute.snis_impute(x_test, masks, log_w, means)[:, ~mask]
             errs.append(np.sqrt(((imputed - exact) ** 2).mean()))
         print(f"   {L:7d}{errs[0]:22.4f}{errs[1]:32.4f}")
         figures[f"PPCA: RMS error of SNIS, prior, L={L}"] = float(errs[0])

@@ -109,8 +109,6 @@ def library(solution, name):
 
 def solution(lab):
     """The library's functions under the exercise's names: what ``check N --solution`` checks."""
-    if not hasattr(lab, "SOLUTION"):
-        return lab.solution()
     ns = types.SimpleNamespace(**{d.rsplit(".", 1)[-1]: resolve(d) for d in lab.SOLUTION})
     ns.__file__ = None
     return ns
@@ -367,11 +365,11 @@ class Comparison:
         if self.index and self.index[-1] in self.columns:
             s += f" (column {self.index[-1]}: {self.columns[self.index[-1]]})"
         if self.yours is not None:
-            s += f": yours {self.yours:.6g}, {_ref_name(self.against)} {self.ref:.6g}"
+            s += f": yours {self.yours:.6g}, {_expected_name(self.against)} {self.ref:.6g}"
         return s
 
 
-def _ref_name(against):
+def _expected_name(against):
     return "numerical" if against == "finite differences" else "expected"
 
 
@@ -556,7 +554,7 @@ def substituted(lab, mod):
     lab: the model, the optimizer and the imputer call the student's code without knowing."""
     undo = []
     try:
-        for dotted in getattr(lab, "SOLUTION", ()):
+        for dotted in lab.SOLUTION:
             name = dotted.rsplit(".", 1)[-1]
             old, new = resolve(dotted), getattr(mod, name, None)
             if not callable(new) or new is old:

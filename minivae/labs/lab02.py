@@ -49,9 +49,10 @@ def _log_marginal(mod):
 def _posterior(mod):
     X, W, mu, psi = _data(21)
     m, G = unpack(call(mod, "posterior", X, W, mu, psi), 2, "posterior")
-    ref_m, ref_G = library(SOLUTION, "posterior")(X, W, mu, psi)
-    m, G = as_array(m, ref_m.shape, "m"), as_array(G, ref_G.shape, "G")
-    out = [compare("m", m, ref_m, "minivae.lecture.linear"), compare("G", G, ref_G, "minivae.lecture.linear")]
+    lib_m, lib_G = library(SOLUTION, "posterior")(X, W, mu, psi)
+    m, G = as_array(m, lib_m.shape, "m"), as_array(G, lib_G.shape, "G")
+    out = [compare("m", m, lib_m, "minivae.lecture.linear"),
+           compare("G", G, lib_G, "minivae.lecture.linear")]
     # Bayes' rule holds at every z: log p(x) = log p(x|z) + log p(z) - log p(z|x).
     z = np.random.default_rng(26).standard_normal(m.shape)
     try:
@@ -71,16 +72,17 @@ def _ppca(mod):
         X, _, _, _ = _data(seed, d=2)
         W, mu, s2 = unpack(call(mod, "ppca_fit", X, d), 3, "ppca_fit")
         W = as_array(W, (X.shape[1], d), "W")
-        ref_W, ref_mu, ref_s2 = library(SOLUTION, "ppca_fit")(X, d)
+        lib_W, lib_mu, lib_s2 = library(SOLUTION, "ppca_fit")(X, d)
         # Tipping & Bishop from the eigendecomposition of S (1/n): σ² the mean of the rest.
         lam, U = np.linalg.eigh(np.cov(X.T, bias=True))
         lam, U = lam[::-1], U[:, ::-1]
         eig_s2 = lam[d:].mean()
         eig_W = U[:, :d] * np.sqrt(lam[:d] - eig_s2)
-        out += [compare(f"W Wᵀ (d={d})", W @ W.T, ref_W @ ref_W.T, "minivae.lecture.linear"),
-                compare(f"mu (d={d})", as_array(mu, ref_mu.shape, "mu"), ref_mu,
+        out += [compare(f"W Wᵀ (d={d})", W @ W.T, lib_W @ lib_W.T, "minivae.lecture.linear"),
+                compare(f"mu (d={d})", as_array(mu, lib_mu.shape, "mu"), lib_mu,
                         "minivae.lecture.linear"),
-                compare(f"sigma2 (d={d})", as_array(s2, (), "sigma2"), ref_s2, "minivae.lecture.linear"),
+                compare(f"sigma2 (d={d})", as_array(s2, (), "sigma2"), lib_s2,
+                        "minivae.lecture.linear"),
                 compare(f"W Wᵀ (d={d})", W @ W.T, eig_W @ eig_W.T, "eigh of S", tol=1e-6),
                 compare(f"sigma2 (d={d})", s2, eig_s2, "eigh of S", tol=1e-6)]
     return out
@@ -98,16 +100,17 @@ def _fa(mod):
     Xc = X - X.mean(axis=0)
     S = Xc.T @ Xc / len(X)
     W1, psi1 = unpack(call(mod, "fa_em_step", S, W, psi), 2, "fa_em_step")
-    ref_W1, ref_psi1 = library(SOLUTION, "fa_em_step")(S, W, psi)
-    out = [compare("W_new", as_array(W1, W.shape, "W_new"), ref_W1, "minivae.lecture.linear"),
-           compare("psi_new", as_array(psi1, psi.shape, "psi_new"), ref_psi1, "minivae.lecture.linear")]
+    lib_W1, lib_psi1 = library(SOLUTION, "fa_em_step")(S, W, psi)
+    out = [compare("W_new", as_array(W1, W.shape, "W_new"), lib_W1, "minivae.lecture.linear"),
+           compare("psi_new", as_array(psi1, psi.shape, "psi_new"), lib_psi1,
+                   "minivae.lecture.linear")]
     # 30 steps of the EM from a fresh start: the log-likelihood must never decrease.
     rng = np.random.default_rng(25)
     W, psi = rng.standard_normal(W.shape), np.diag(S).copy()
     ll = [_loglike(S, W, psi)]
     for i in range(30):
         W, psi = unpack(call(mod, "fa_em_step", S, W, psi), 2, "fa_em_step")
-        W, psi = as_array(W, ref_W1.shape, "W_new"), as_array(psi, ref_psi1.shape, "psi_new")
+        W, psi = as_array(W, lib_W1.shape, "W_new"), as_array(psi, lib_psi1.shape, "psi_new")
         if np.any(psi <= 0):
             raise CheckFailed(f"psi_new has a non-positive entry after {i + 1} EM steps")
         ll.append(_loglike(S, W, psi))

@@ -38,10 +38,10 @@ def _affine(mod):
     dout = rng.standard_normal((5, 3))
     _, cache = call(mod, "affine_forward", x, W, b)
     dx, dW, db = unpack(call(mod, "affine_backward", dout, cache), 3, "affine_backward")
-    ref_dx, ref_dW, ref_db = library(SOLUTION, "affine_backward")(dout, (x, W))
-    values = [compare("dx", as_array(dx, x.shape, "dx"), ref_dx, "minivae.layers"),
-              compare("dW", as_array(dW, W.shape, "dW"), ref_dW, "minivae.layers"),
-              compare("db", as_array(db, b.shape, "db"), ref_db, "minivae.layers")]
+    lib_dx, lib_dW, lib_db = library(SOLUTION, "affine_backward")(dout, (x, W))
+    values = [compare("dx", as_array(dx, x.shape, "dx"), lib_dx, "minivae.layers"),
+              compare("dW", as_array(dW, W.shape, "dW"), lib_dW, "minivae.layers"),
+              compare("db", as_array(db, b.shape, "db"), lib_db, "minivae.layers")]
 
     def f():
         return float((layers.affine_forward(x, W, b)[0] * dout).sum())
@@ -58,20 +58,20 @@ def _activation_inputs(name, rng, shape=(6, 5)):
 
 
 def _activation(name):
-    ref_forward = getattr(layers, f"{name}_forward")
+    lib_forward = getattr(layers, f"{name}_forward")
 
     def check(mod):
         rng = np.random.default_rng(31)
         a = _activation_inputs(name, rng)
         dout = rng.standard_normal(a.shape)
-        _, y = ref_forward(a)
+        _, y = lib_forward(a)
         da = as_array(call(mod, f"{name}_backward", dout, y), a.shape, "da")
-        ref_da = library(SOLUTION, f"{name}_backward")(dout, y)
+        lib_da = library(SOLUTION, f"{name}_backward")(dout, y)
 
         def f():
-            return float((ref_forward(a)[0] * dout).sum())
+            return float((lib_forward(a)[0] * dout).sum())
         return check_gradient(f, {"a": a}, {"a": da}) + \
-            [compare("da", da, ref_da, "minivae.layers")]
+            [compare("da", da, lib_da, "minivae.layers")]
     return check
 
 
@@ -103,10 +103,10 @@ def _mlp(mod):
         dx = call(mod, "mlp_backward", dout, caches, "net", activation, grads)
         dx = as_array(dx, x.shape, "mlp_backward's dx")
 
-        ref_grads = {}
-        ref_dx = library(SOLUTION, "mlp_backward")(
+        lib_grads = {}
+        lib_dx = library(SOLUTION, "mlp_backward")(
             dout, layers.mlp_forward(x, params, "net", 2, activation)[1], "net", activation,
-            ref_grads)
+            lib_grads)
 
         def f():
             return float((layers.mlp_forward(x, params, "net", 2, activation)[0] * dout).sum())
@@ -119,8 +119,8 @@ def _mlp(mod):
             comps = check_gradient(f, {"x": x, **params}, analytic)
         except CheckFailed as e:
             raise CheckFailed(f"{e} (activation {activation})") from None
-        comps += [compare("dx", dx, ref_dx, "minivae.layers")]
-        comps += [compare("d" + n, as_array(grads[n], params[n].shape, n), ref_grads[n],
+        comps += [compare("dx", dx, lib_dx, "minivae.layers")]
+        comps += [compare("d" + n, as_array(grads[n], params[n].shape, n), lib_grads[n],
                           "minivae.layers") for n in params]
         for c in comps:
             c.what = f"{c.what} ({activation})"

@@ -76,10 +76,10 @@ def _sample(mod):
         return model.decode(z)["logits"]
     means, x = unpack(call(mod, "ancestral_sample", decode_logits, z, u), 2, "ancestral_sample")
     means, x = as_array(means, (6, 12), "means"), as_array(x, (6, 12), "x")
-    ref_means, ref_x = library(SOLUTION, "ancestral_sample")(decode_logits, z, u)
+    lib_means, lib_x = library(SOLUTION, "ancestral_sample")(decode_logits, z, u)
     expit = special.expit(decode_logits(z))
-    return [compare("means", means, ref_means, "minivae.plots"),
-            compare("x", x, ref_x, "minivae.plots"),
+    return [compare("means", means, lib_means, "minivae.plots"),
+            compare("x", x, lib_x, "minivae.plots"),
             compare("means", means, expit, "scipy.special.expit(logits)"),
             compare("x", x, (u < expit).astype(float), "[u < E[x|z]]")]
 
@@ -88,10 +88,10 @@ def _active(mod):
     rng = np.random.default_rng(73)
     means = rng.standard_normal((50, 6)) * np.array([1.0, 0.5, 0.2, 0.09, 0.05, 0.001])
     n, a = unpack(call(mod, "active_units", means), 2, "active_units")
-    ref_n, ref_a = library(SOLUTION, "active_units")(means)
+    lib_n, lib_a = library(SOLUTION, "active_units")(means)
     a = as_array(a, (6,), "A")
-    return [compare("n_active", as_array(n, (), "n_active"), ref_n, "minivae.evaluate"),
-            compare("A", a, ref_a, "minivae.evaluate"),
+    return [compare("n_active", as_array(n, (), "n_active"), lib_n, "minivae.evaluate"),
+            compare("A", a, lib_a, "minivae.evaluate"),
             compare("A", a, np.var(means, axis=0), "np.var(posterior_means, axis=0)"),
             compare("n_active", n, (np.var(means, axis=0) > 1e-2).sum(), "count of A > 0.01")]
 
