@@ -1,4 +1,4 @@
-"""Lab 1, now on real data: `python -m minivae.labs run 1 [--quick]`.
+"""Lab 1, now on real data: `minivae lab run 1 [--quick]`.
 
 1. The variance of simple Monte Carlo and importance sampling against K and the proposal, on
    I = E[exp(a x)], x ~ N(0, 1), beside the closed form σ²(m) (is_term_variance).

@@ -1,4 +1,4 @@
-"""Lab 2, now on real data: `python -m minivae.labs run 2 [--quick]`.
+"""Lab 2, now on real data: `minivae lab run 2 [--quick]`.
 
 PPCA (closed form) and factor analysis (EM) fitted to MNIST digits for several latent
 dimensions d; their log-likelihoods on training and test digits, and EM climbing.

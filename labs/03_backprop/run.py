@@ -1,4 +1,4 @@
-"""Lab 3, now on real data: `python -m minivae.labs run 3 [--quick]`.
+"""Lab 3, now on real data: `minivae lab run 3 [--quick]`.
 
 1. The whole model's gradient, by hand, against finite differences on MNIST digits.
 2. Train an IWAE on MNIST with these layers: with your functions in the library (once they pass

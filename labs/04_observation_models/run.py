@@ -1,4 +1,4 @@
-"""Lab 4, now on real data: `python -m minivae.labs run 4 [--quick]`.
+"""Lab 4, now on real data: `minivae lab run 4 [--quick]`.
 
 Every pixel j of MNIST gets its own observation model Φ(x_j | η_j) and no latent variable:
 Bernoulli on binarized digits, Gaussian and Student's t on grey levels, fitted by Adam on the

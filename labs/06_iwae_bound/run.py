@@ -1,9 +1,10 @@
-"""Lab 6, now on real data: `python -m minivae.labs run 6 [--quick]`.
+"""Lab 6, now on real data: `minivae lab run 6 [--quick]`.
 
 1. L_K against the exact log p(x) on the lecture's 1-D toy model, for K = 1 .. 10,000.
-2. An IWAE trained on MNIST for a fixed number of epochs (not a time limit: the same run on
+2. The IWAE's gradient against finite differences.
+3. An IWAE trained on MNIST for a fixed number of epochs (not a time limit: the same run on
    every machine); L_K on test digits rising with K.
-3. The fused CUDA kernel (kernels/logsumexp_weights.cu), compiled for the CPU through its
+4. The fused CUDA kernel (kernels/logsumexp_weights.cu), compiled for the CPU through its
    emulation header, against the NumPy reference; and on a GPU when CuPy sees one.
 
 Your logsumexp_weights, iwae_bound, iwae_bound_grad, iwae_encoder_grads, lse_push and lse_merge
@@ -16,10 +17,10 @@ import time
 
 import numpy as np
 
-from minivae import backend, cuda
+from minivae import backend, bound, cuda, gradcheck
+from minivae.labs.common import fit, mnist, random_params, test_bound
 from minivae.lecture import toy
-from minivae.labs.common import fit, mnist, test_bound
-from minivae import bound
+from minivae.model import IWAE
 from minivae.ops import logsumexp_weights_reference
 
 DESCRIPTION = ("L_K against the exact log p(x) on the lecture's toy model, L_K rising with K on "
@@ -54,22 +55,31 @@ def mnist_iwae(args, figures):
         (10000, 3, 100, (1, 5, 50, 500))
     x_train, _, x_test, _ = mnist(n_train=n_train, binarize=False)
     x_eval = (np.random.default_rng(1).random(x_test.shape) < x_test).astype(np.float32)[:n_test]
-    print(f"\n2. An IWAE 784-100-20 trained with K = 5 for {epochs} epoch(s) on {n_train} "
+    small = IWAE(784, 10, hidden=(16,), dtype="float64", seed=args.seed)
+    random_params(small.params, np.random.default_rng(args.seed), scale=0.1)
+    report = gradcheck.check_model(small, mnist(n_train=2, seed=args.seed)[0], k=5,
+                                   max_entries=4 if args.quick else 15)
+    figures["gradient check: worst error"] = gradcheck.max_error(report)
+    print(f"\n2. The IWAE's gradient (784-16-10, K = 5, float64, random parameters) against "
+          f"finite differences on 2 digits:\n   worst relative error "
+          f"{figures['gradient check: worst error']:.1e} over {len(report)} arrays (round-off "
+          f"above 1e-6, as lab 3 explains).")
+    print(f"\n3. An IWAE 784-100-20 trained with K = 5 for {epochs} epoch(s) on {n_train} "
           f"MNIST digits; L_K on {n_test} test digits:")
     model = fit(x_train.astype(np.float32), z_dim=20, hidden=(100,), k=5, epochs=epochs,
                 batch_size=100, seed=args.seed)
     for k in ks:
         model.rng = backend.default_rng(args.seed)
-        bound = test_bound(model, x_eval, k, batch_size=20)
-        figures[f"trained IWAE: test L_{k}"] = bound
-        print(f"   K = {k:4d}   L_K = {bound:8.2f} nats")
+        value = test_bound(model, x_eval, k, batch_size=20)
+        figures[f"trained IWAE: test L_{k}"] = value
+        print(f"   K = {k:4d}   L_K = {value:8.2f} nats")
     print("   L_K rises with K (Burda et al.'s theorem) towards log p(x); the estimate of log p(x) "
           "in papers is L_5000.")
     return model, x_eval
 
 
 def kernel(args, model, x_eval):
-    print("\n3. The fused CUDA kernel (kernels/logsumexp_weights.cu) against the NumPy "
+    print("\n4. The fused CUDA kernel (kernels/logsumexp_weights.cu) against the NumPy "
           "reference (minivae.ops), on\n   the model's own log-weights and on columns with "
           "special values.")
     k = 50 if args.quick else 500

@@ -1,4 +1,4 @@
-"""Lab 7, now on real data: `python -m minivae.labs run 7 [--quick] [--epochs N]`.
+"""Lab 7, now on real data: `minivae lab run 7 [--quick] [--epochs N]`.
 
 1. The lecture's 2-D latent model, trained with minivae's training loop; its learned manifold,
    samples and latent codes drawn to PNG files.

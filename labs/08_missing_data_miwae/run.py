@@ -1,4 +1,4 @@
-"""Lab 8, now on real data: `python -m minivae.labs run 8 [--quick] [--epochs N]`.
+"""Lab 8, now on real data: `minivae lab run 8 [--quick] [--epochs N]`.
 
 1. SNIS imputation against the exact conditional mean E[x^m | x^o] of a PPCA model of MNIST
    digits, for a growing number L of samples and two proposals.
