@@ -527,8 +527,8 @@ def _replace(old, new, value):
 
 def _adapted(new, old):
     """``new`` called as the library calls ``old``: keyword arguments that only the library's
-    function has (optional switches such as ``need_dx=False``, a saving the exercise leaves
-    out) are dropped."""
+    function has (optional switches, e.g. one that skips work whose result the caller does not
+    need: a saving the exercise leaves out) are dropped."""
     try:
         params = inspect.signature(new).parameters
         extra = [n for n, p in inspect.signature(old).parameters.items()
