@@ -280,6 +280,19 @@ def test_reset_restores_the_stubs_and_keeps_a_backup(capsys, tmp_path):
         ["reset", "5", "--path", str(path)]) == 0 else "")
 
 
+def test_reset_into_a_folder_of_ones_own_then_check_from_there(capsys, tmp_path, monkeypatch):
+    """From an installed package: `reset N --path DIR` copies the stubs to DIR/NN_name/, where
+    `check N` run from DIR finds them."""
+    lab = get_lab(2)
+    assert labs_cli.main(["reset", "2", "--path", str(tmp_path)]) == 0
+    path = tmp_path / lab.FOLDER / "exercise.py"
+    assert path.read_text(encoding="utf-8") == template_text(lab)
+    monkeypatch.chdir(tmp_path)
+    rc, results, out = check(capsys, 2)
+    assert rc == 1 and str(path) in out
+    assert set(results.values()) == {("NOT IMPLEMENTED", "")}
+
+
 def test_check_finds_the_exercise_from_inside_a_lab_folder(capsys, tmp_path, monkeypatch):
     lab = get_lab(6)
     folder = tmp_path / "labs" / lab.FOLDER

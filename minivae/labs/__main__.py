@@ -16,7 +16,8 @@ from pathlib import Path
 from .. import backend
 from . import NUMBERS, all_labs, get_lab
 from .core import (LabError, _one_line, captured, find_exercise, format_results, load_exercise,
-                   load_run_script, pristine_text, run_checks, solution, substituted)
+                   load_run_script, pristine_text, run_checks, shipped_file, solution,
+                   substituted)
 
 EXIT_NOT_PASSED = 1
 EXIT_BAD_INPUT = 2         # LabError is a ValueError: the command line's map gives it 2
@@ -119,6 +120,9 @@ def cmd_reset(args):
         print(f"kept your previous version as {backup}")
     path.write_text(pristine, encoding="utf-8")
     print(f"reset {path}")
+    sheet = shipped_file(lab, "README.md")
+    if sheet.parent != path.parent:
+        print(f"the sheet is {sheet}")
     return 0
 
 

@@ -170,7 +170,9 @@ def find_exercise(lab, path=None, must_exist=True):
     ``path`` (the ``--path`` option) is the file itself, or a folder: the lab's folder, the
     ``labs`` folder, or the repository root. Without it, the current directory and its parents
     are searched, then the labs shipped with minivae (a clone's own labs/). With
-    ``must_exist=False`` (reset), a folder ``path`` names where to create it.
+    ``must_exist=False`` (reset), a folder ``path`` names where to create it: in the lab's
+    folder if that is ``path``, else in ``path/labs/NN_name/`` when ``path`` holds a labs/
+    folder, else in ``path/NN_name/`` (where ``check`` run from ``path`` finds it).
     """
     rel = f"labs/{lab.FOLDER}/{EXERCISE_FILE}"
     if path is not None:
@@ -183,9 +185,9 @@ def find_exercise(lab, path=None, must_exist=True):
             if not must_exist:                 # where reset creates it
                 if (p / "labs").is_dir():
                     return p / "labs" / lab.FOLDER / EXERCISE_FILE
-                if p.name == "labs":
-                    return p / lab.FOLDER / EXERCISE_FILE
-                return p / EXERCISE_FILE
+                if p.name == lab.FOLDER:
+                    return p / EXERCISE_FILE
+                return p / lab.FOLDER / EXERCISE_FILE    # labs/ or a folder of one's own
             raise LabError(f"no {EXERCISE_FILE} for lab {lab.NUMBER} in {p} (looked for "
                            f"{EXERCISE_FILE}, {lab.FOLDER}/{EXERCISE_FILE} and {rel}); create "
                            f"it with `minivae lab reset {lab.NUMBER} --path {p}`")
