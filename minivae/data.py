@@ -419,3 +419,32 @@ def download_mnist(data_dir, mirrors=MIRRORS, timeout=30.0, log=print):
                             f"; if offline, {_no_files_hint(data_dir, download=False)}, "
                             "copied from a machine that has them")
     return paths
+
+
+# ------------------------------------------------------------------------------ imputation benchmark
+
+def breast_cancer_problem(missing_seed=1234, fraction=0.5):
+    """The MIWAE authors' imputation benchmark (Mattei & Frellsen 2019): the Wisconsin breast
+    cancer data (569 x 30, shipped with scikit-learn), standardised, with ``fraction`` of the
+    cells removed completely at random.
+
+    Returns (xfull, xmiss, mask): standardised data, a copy with NaN for removed cells, the
+    mask (True = observed).
+
+    Removes floor(n p / 2) cells drawn without replacement with NumPy's legacy generator, as
+    the authors' ``np.random.seed(1234); np.random.choice(n*p, ..., replace=False)``.
+    """
+    try:
+        from sklearn.datasets import load_breast_cancer
+    except ImportError:
+        raise ValueError("the breast cancer data come with scikit-learn: "
+                         "pip install -e .[bench]") from None
+    data = load_breast_cancer(return_X_y=True)[0]
+    xfull = (data - data.mean(axis=0)) / data.std(axis=0)
+    n, p = xfull.shape
+    removed = np.random.RandomState(missing_seed).choice(n * p, int(n * p * fraction),
+                                                         replace=False)
+    xmiss = xfull.copy().reshape(-1)
+    xmiss[removed] = np.nan
+    xmiss = xmiss.reshape(n, p)
+    return xfull, xmiss, ~np.isnan(xmiss)

@@ -265,7 +265,7 @@ def test_cli_missing_input_and_bad_options(tmp_path, capsys):
 
 
 def test_bench_impute_protocol_and_smoke(tmp_path, capsys):
-    from minivae.cli.commands.bench_impute import make_problem
+    from minivae.data import breast_cancer_problem as make_problem
     xfull, xmiss, mask = make_problem()
     assert xfull.shape == (569, 30) and (~mask).sum() == 569 * 30 // 2
     np.testing.assert_allclose(xfull.mean(axis=0), 0, atol=1e-12)

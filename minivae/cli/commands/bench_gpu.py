@@ -22,6 +22,7 @@ import time
 import numpy
 
 from ... import cuda
+from ..options import positive_int
 
 SHAPES = ((50, 20), (50, 1000), (5000, 100), (5000, 2000))
 
@@ -30,8 +31,9 @@ def add_arguments(p):
     from ...model import DTYPES
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="dtype of the log-weights (default: float32)")
-    p.add_argument("--repeats", type=int, default=200, help="timed calls per kernel (median)")
-    p.add_argument("--steps", type=int, default=100, help="timed training steps")
+    p.add_argument("--repeats", type=positive_int, default=200,
+                   help="timed calls per kernel (median)")
+    p.add_argument("--steps", type=positive_int, default=100, help="timed training steps")
     p.add_argument("--skip-train", action="store_true", help="time the kernels only")
     # Internal: the training step must run with MINIVAE_BACKEND=cupy, chosen at import; when
     # this process runs on NumPy, it times the step in a child process started with that flag.
@@ -146,8 +148,6 @@ def bench_train_step(args):
 
 
 def run(args):
-    if args.repeats < 1 or args.steps < 1:
-        raise ValueError("--repeats and --steps must be >= 1")
     ok, why = cuda.gpu_available()
     if not ok:
         print(f"minivae bench-gpu: no GPU present: {why}. Nothing to time; on a machine with an "

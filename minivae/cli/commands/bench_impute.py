@@ -8,16 +8,16 @@ removed cells, on the standardised scale. Baselines: mean imputation, scikit-lea
 IterativeImputer with BayesianRidge (MICE-like) and with ExtraTreesRegressor(n_estimators=100)
 (missForest-like). Needs scikit-learn (pip install -e .[bench]). See docs/missing-data.md.
 """
-import json
 import sys
 import time
 import warnings
 
 import numpy
 
-from ... import backend
-from .. import CommandError
+from ... import backend, data
 from ...impute import MIWAEImputer
+from .. import runs
+from ..options import nonnegative_int, positive_int, positive_real, seed
 
 #: The authors' own figures for MIWAE on this protocol, from their published notebooks.
 PUBLISHED = [("MIWAE, authors' TF1 notebook (tanh, d=10, 601 epochs)", 0.300),
@@ -27,45 +27,24 @@ PUBLISHED = [("MIWAE, authors' TF1 notebook (tanh, d=10, 601 epochs)", 0.300),
 def add_arguments(parser):
     from ...impute import LIKELIHOODS
     from ...layers import ACTIVATIONS
-    parser.add_argument("--epochs", type=int, default=600,
+    parser.add_argument("--epochs", type=positive_int, default=600,
                         help="MIWAE training epochs (default: 600, the TF1 notebook's)")
     parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="tanh")
     parser.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t")
-    parser.add_argument("--z-dim", type=int, default=10)
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--n-samples", type=int, default=10000,
+    parser.add_argument("--z-dim", type=positive_int, default=10)
+    parser.add_argument("--k", type=positive_int, default=20)
+    parser.add_argument("--lr", type=positive_real, default=1e-3)
+    parser.add_argument("--n-samples", type=positive_int, default=10000,
                         help="importance samples L for imputing (default: 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="MIWAE's seed (default: 0)")
-    parser.add_argument("--missing-seed", type=int, default=1234,
+    parser.add_argument("--seed", type=seed, default=0, help="MIWAE's seed (default: 0)")
+    parser.add_argument("--missing-seed", type=seed, default=1234,
                         help="seed of the missing-cell pattern (default: 1234, the authors')")
-    parser.add_argument("--eval-every", type=int, default=0, metavar="N",
+    parser.add_argument("--eval-every", type=nonnegative_int, default=0, metavar="N",
                         help="also report the imputation MSE every N epochs (costs one "
                         "imputation each)")
     parser.add_argument("--skip-baselines", action="store_true",
                         help="run MIWAE only (no scikit-learn imputers)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-
-
-def make_problem(missing_seed=1234, fraction=0.5):
-    """(xfull, xmiss, mask): standardised data, a copy with NaN for removed cells, the mask.
-
-    Removes floor(n p / 2) cells drawn without replacement with NumPy's legacy generator, as
-    the authors' ``np.random.seed(1234); np.random.choice(n*p, ..., replace=False)``.
-    """
-    try:
-        from sklearn.datasets import load_breast_cancer
-    except ImportError:
-        raise CommandError("bench-impute needs scikit-learn: pip install -e .[bench]") from None
-    data = load_breast_cancer(return_X_y=True)[0]
-    xfull = (data - data.mean(axis=0)) / data.std(axis=0)
-    n, p = xfull.shape
-    removed = numpy.random.RandomState(missing_seed).choice(n * p, int(n * p * fraction),
-                                                            replace=False)
-    xmiss = xfull.copy().reshape(-1)
-    xmiss[removed] = numpy.nan
-    xmiss = xmiss.reshape(n, p)
-    return xfull, xmiss, ~numpy.isnan(xmiss)
 
 
 def mse(xhat, xfull, mask):
@@ -104,7 +83,7 @@ def baselines(xmiss, seed=0):
 
 
 def run(args):
-    xfull, xmiss, mask = make_problem(args.missing_seed)
+    xfull, xmiss, mask = data.breast_cancer_problem(args.missing_seed)
     n, p = xfull.shape
     print(f"breast cancer: {n} x {p}, {int((~mask).sum())} cells removed (seed "
           f"{args.missing_seed}); MIWAE d={args.z_dim}, hidden 128,128, {args.activation}, "
@@ -148,8 +127,6 @@ def run(args):
             t += f" ({r['train_seconds']:.1f} train + {r['impute_seconds']:.1f} impute)"
         print(f"| {r['method']} | {r['mse']:.3f} | {t} |")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"config": {k: v for k, v in vars(args).items() if not k.startswith("_")
-                                  and k != "json"},
-                       "results": rows, "curve": curve, "history": imputer.history_}, f,
-                      indent=1)
+        config = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "json"}
+        runs.write_json(args.json, {"config": config, "results": rows, "curve": curve,
+                                    "history": imputer.history_})
