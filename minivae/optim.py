@@ -37,7 +37,7 @@ class SGD:
                          for n, v in state["velocity"].items()}
 
 
-def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):
+def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4, out=None):
     """One step of Adam *ascending* the objective (Kingma & Ba 2015, Algorithm 1), t = 1 first:
 
         m' = β1 m + (1 - β1) g,   s' = β2 s + (1 - β2) g²,
@@ -46,12 +46,27 @@ def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):
     Returns new arrays (param_new, m_new, s_new); the arguments are left unchanged. Both bias
     corrections are folded into the step size and ε (the note under the paper's Algorithm 1):
     θ' = θ + lr_t m' / (√s' + ε_t), lr_t = lr √(1 - β2^t) / (1 - β1^t), ε_t = ε √(1 - β2^t).
-    (Lab 7; Adam.step.)
+    ``out=(param, m, s)`` (what :meth:`Adam.step` passes) writes the three results into those
+    arrays instead, the same numbers bit for bit. (Lab 7; Adam.step.)
     """
     c2 = (1 - beta2 ** t) ** 0.5
-    m_new = beta1 * m + (1 - beta1) * grad
-    s_new = beta2 * s + (1 - beta2) * (grad * grad)
-    param_new = param + (lr * c2 / (1 - beta1 ** t)) * m_new / (xp.sqrt(s_new) + eps * c2)
+    if out is None:
+        out = (param.copy(), m.copy(), s.copy())
+    param_new, m_new, s_new = out
+    # Each update in place, in the order of the formulas (so the rounding is theirs): the
+    # optimizer's cost is passes over memory, and a new array per operation doubled it.
+    xp.multiply(m, beta1, out=m_new)
+    tmp = (1 - beta1) * grad
+    m_new += tmp
+    xp.multiply(s, beta2, out=s_new)
+    xp.multiply(grad, grad, out=tmp)
+    tmp *= 1 - beta2
+    s_new += tmp
+    xp.multiply(m_new, lr * c2 / (1 - beta1 ** t), out=tmp)
+    denom = xp.sqrt(s_new)
+    denom += eps * c2
+    tmp /= denom
+    xp.add(param, tmp, out=param_new)
     return param_new, m_new, s_new
 
 
@@ -77,9 +92,12 @@ class Adam:
     def step(self, grads):
         self.t += 1
         for name, p in self.params.items():
-            p[...], self.m[name], self.s[name] = adam_step(
-                p, grads[name], self.m[name], self.s[name], self.t, self.lr, self.beta1,
-                self.beta2, self.eps)
+            m, s = self.m[name], self.s[name]
+            new, self.m[name], self.s[name] = adam_step(
+                p, grads[name], m, s, self.t, self.lr, self.beta1, self.beta2, self.eps,
+                out=(p, m, s))
+            if new is not p:                  # an adam_step without out= (a lab's, run --mine)
+                p[...] = new
 
     def state_dict(self):
         return {"t": self.t, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,

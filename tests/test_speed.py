@@ -83,3 +83,51 @@ def test_bench_rejects_a_bad_thread_count_in_one_line(capsys, monkeypatch):
     code, out, err = run_cli(["bench", *TINY], capsys)
     assert code == 2 and err.count("\n") == 1 and threads.ENV_VAR in err, err
     assert out == ""
+
+
+# ---------------------------------------------------------------- Adam without new arrays
+def _adam_formulas(param, grad, m, s, t, lr, beta1, beta2, eps):
+    """Kingma & Ba's step as written (a new array per operation), for comparison."""
+    c2 = (1 - beta2 ** t) ** 0.5
+    m_new = beta1 * m + (1 - beta1) * grad
+    s_new = beta2 * s + (1 - beta2) * (grad * grad)
+    return param + (lr * c2 / (1 - beta1 ** t)) * m_new / (np.sqrt(s_new) + eps * c2), m_new, s_new
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_step_in_place_gives_the_formulas_numbers_bit_for_bit(dtype):
+    from minivae.optim import adam_step
+    rng = np.random.default_rng(3)
+    param, grad, m = (rng.standard_normal((7, 5)).astype(dtype) for _ in range(3))
+    s = rng.random((7, 5)).astype(dtype)
+    args = (param, grad, m, s, 4, 1e-3, 0.9, 0.999, 1e-4)
+    want = _adam_formulas(*args)
+    before = [a.copy() for a in (param, grad, m, s)]
+    got = adam_step(*args)                                   # new arrays, arguments untouched
+    for a, b in zip(before, (param, grad, m, s)):
+        assert np.array_equal(a, b)
+    out = (param.copy(), m.copy(), s.copy())
+    in_place = adam_step(out[0], grad, out[1], out[2], *args[4:], out=out)
+    assert all(r is o for r, o in zip(in_place, out))
+    for w, g, i in zip(want, got, in_place):
+        assert w.dtype == g.dtype == i.dtype == np.dtype(dtype)
+        assert np.array_equal(w, g) and np.array_equal(w, i)
+
+
+def test_adam_takes_a_returned_step_when_adam_step_ignores_out(monkeypatch):
+    # A student's adam_step (labs' run --mine, which drops the out= it does not take) returns
+    # new arrays: Adam keeps them.
+    from minivae import optim
+    rng = np.random.default_rng(4)
+    params = {"w": rng.standard_normal((3, 4)).astype("float32")}
+    twin = {"w": params["w"].copy()}
+    grads = {"w": rng.standard_normal((3, 4)).astype("float32")}
+    ours = optim.Adam(params)
+    for _ in range(3):
+        ours.step(grads)
+    monkeypatch.setattr(optim, "adam_step", lambda p, g, m, s, t, lr, b1, b2, eps, out=None:
+                        _adam_formulas(p, g, m, s, t, lr, b1, b2, eps))
+    student = optim.Adam(twin)
+    for _ in range(3):
+        student.step(grads)
+    assert np.array_equal(params["w"], twin["w"]) and not np.array_equal(twin["w"], 0)
