@@ -143,17 +143,20 @@ def iwae_bound_grad(log_w):
 
 
 # ---------------------------------------------------------------- backward through log w
-def head_grads(g, dlogphi, mask):
+def head_grads(g, dlogphi, mask, out=None):
     """∂L/∂η for one decoder head, given g = ∂L/∂log w (K, B):
 
         ∂L/∂η_kbj = g_kb · m_bj · ∂ log Φ(x_bj | η_kbj)/∂η_kbj,
 
     since log w_kb depends on η_kbj only through m_bj log Φ(x_bj | η_kbj).
     g: (K, B); dlogphi: (K, B, D), ∂ log Φ/∂η for every entry (lab 4); mask: (B, D) bool or
-    None (every feature observed) -> (K, B, D).
+    None (every feature observed) -> (K, B, D), written into ``out`` if given (it may be
+    dlogphi itself: the training step scales its workspace array in place).
     """
-    d = g[..., None] * dlogphi
-    return d if mask is None else d * mask
+    d = xp.multiply(g[..., None], dlogphi, out=out)
+    if mask is not None:
+        d *= mask
+    return d
 
 
 def log_weights_backward(g, dz, z, eps, logvar):

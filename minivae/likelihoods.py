@@ -20,7 +20,10 @@ Parametrisations (every head is an unconstrained real number):
 """
 import math
 
+import numpy
+
 from .backend import special, xp
+from .workspace import buffer
 
 #: log 2π, the Gaussian's normalising constant (the one definition in the package's model code).
 LOG_2PI = math.log(2.0 * math.pi)
@@ -51,8 +54,9 @@ def bernoulli_log_prob(x, logits):
 
     Written with softplus instead of log σ(ℓ): log σ(ℓ) underflows to -inf for ℓ ≲ -100
     in float32, while softplus stays exact. x, logits: same shape (or broadcastable).
+    Computed as the first half of :func:`bernoulli_log_prob_and_grads` (the formula there).
     """
-    return x * logits - softplus(logits)
+    return _bernoulli_log_prob_and_tanh(x - 0.5, logits)[0]
 
 
 def bernoulli_grads(x, logits):
@@ -115,12 +119,69 @@ def student_t_grads(x, loc, log_scale, df):
 
 
 # ---------------------------------------------------------------- the models, as the IWAE uses them
-class Bernoulli:
+def bernoulli_log_prob_and_grads(x, logits, work=None):
+    """Both Bernoulli functions at once: (log Φ(x|ℓ), {"logits": x - σ(ℓ)}), elementwise.
+
+    A training step needs both for each of its K·B·D logits, so they share one
+    T = tanh(ℓ/2) = 2σ(ℓ) - 1 and, given a :class:`minivae.workspace.Workspace` ``work``,
+    are written into its arrays instead of new ones:
+
+        log Φ(x|ℓ) = x ℓ - softplus(ℓ) = (x - ½) ℓ - |ℓ|/2 + log1p(|T|) - log 2,
+        x - σ(ℓ) = (x - ½) - ½ T,
+
+    since softplus(ℓ) = max(ℓ, 0) + log1p(e^{-|ℓ|}), max(ℓ, 0) = (ℓ + |ℓ|)/2 and
+    1 + e^{-|ℓ|} = 2 / (1 + |T|). Unlike e^{-|ℓ|}, |T| never becomes a subnormal number (which
+    makes exp and log1p twenty times slower once |ℓ| > 87 in float32, where training drives the
+    logits of pixels that are always black), and log1p(|T|) ∈ [0, log 2] is well conditioned.
+    x: (B, D) or the logits' shape, broadcast against logits (K, B, D).
+    """
+    x_half = x - 0.5                                   # on the (B, D) data, not the K-fold grid
+    log_phi, d = _bernoulli_log_prob_and_tanh(x_half, logits, work)
+    d *= -0.5
+    d += x_half                                        # x - σ(ℓ) = (x - ½) - ½ T
+    return log_phi, {"logits": d}
+
+
+def _bernoulli_log_prob_and_tanh(x_half, logits, work=None):
+    """(log Φ(x|ℓ), T = tanh(ℓ/2)) from x - ½ and ℓ, as in :func:`bernoulli_log_prob_and_grads`:
+    eleven passes over memory, six of them in place (an update in place moves half the memory
+    of a copy), into ``work``'s arrays if given."""
+    logits = xp.asarray(logits)                        # (a number, in the labs' checks)
+    shape = numpy.broadcast_shapes(getattr(x_half, "shape", ()), logits.shape)   # host logic
+    dt = numpy.promote_types(getattr(x_half, "dtype", logits.dtype), logits.dtype)
+    log_phi = buffer(work, "bernoulli.log_phi", shape, dt)
+    t = buffer(work, "bernoulli.tanh", shape, dt)
+    u = buffer(work, "bernoulli.scratch", shape, dt)
+    xp.multiply(logits, 0.5, out=t)                    # ℓ/2
+    xp.abs(t, out=log_phi)
+    xp.multiply(logits, x_half, out=u)
+    xp.subtract(u, log_phi, out=log_phi)               # (x - ½) ℓ - |ℓ|/2, exact for binary x
+    xp.tanh(t, out=t)                                  # T
+    xp.abs(t, out=u)
+    xp.log1p(u, out=u)
+    u -= math.log(2.0)                                 # log1p(|T|) - log 2 = -log1p(e^{-|ℓ|})
+    log_phi += u
+    return log_phi, t
+
+
+class ObservationModel:
+    """What :class:`minivae.model.IWAE` uses of an observation model beyond the subclasses'
+    ``name``, ``heads``, ``log_prob``, ``log_prob_grads`` and ``mean``."""
+
+    @classmethod
+    def log_prob_and_grads(cls, x, work=None, **heads):
+        """(log Φ(x|η), {head: ∂ log Φ/∂head}) for a training step, which needs both: the two
+        functions one after the other, unless the model has a fused form (Bernoulli)."""
+        return cls.log_prob(x, **heads), cls.log_prob_grads(x, **heads)
+
+
+class Bernoulli(ObservationModel):
     """Bernoulli observations parametrised by logits (binary data, e.g. binarised MNIST)."""
     name = "bernoulli"
     heads = ("logits",)
     log_prob = staticmethod(bernoulli_log_prob)
     log_prob_grads = staticmethod(bernoulli_grads)
+    log_prob_and_grads = staticmethod(bernoulli_log_prob_and_grads)
 
     @staticmethod
     def mean(logits):
@@ -128,7 +189,7 @@ class Bernoulli:
         return sigmoid(logits)
 
 
-class Gaussian:
+class Gaussian(ObservationModel):
     """Diagonal, heteroscedastic Gaussian observations: a mean and a log-variance per feature."""
     name = "gaussian"
     heads = ("mean", "logvar")
@@ -141,7 +202,7 @@ class Gaussian:
         return mean
 
 
-class StudentT:
+class StudentT(ObservationModel):
     """Student's t observations: location, log-scale and degrees of freedom ν = 3 + softplus(r).
 
     Heavier tails than the Gaussian, which makes it the default for imputing real tabular data

@@ -42,6 +42,7 @@ from .bound import (head_grads, iwae_bound, iwae_bound_grad, kl_divergence, kl_g
                     masked_log_weights, reparametrize, reparametrize_backward)
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
 from .likelihoods import LIKELIHOODS
+from .workspace import Workspace
 
 DTYPES = validate.FLOAT_DTYPES
 
@@ -161,6 +162,7 @@ class IWAE:
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
                                self.likelihood.heads)
         self.rng = backend.default_rng(self.seed)
+        self._work = Workspace()              # bound_and_grads's arrays, reused at every step
 
     # ------------------------------------------------------------------ set-up
     def get_config(self):
@@ -308,15 +310,15 @@ class IWAE:
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
-        log_phi = self.likelihood.log_prob(x, **heads)               # log Φ(x_j | η_kj)
+        # log Φ(x_j | η_kj) and ∂ log Φ/∂η together, into arrays reused from step to step.
+        log_phi, dlogphi = self.likelihood.log_prob_and_grads(x, **heads, work=self._work)
         log_w = masked_log_weights(log_phi, mask, z, eps, logvar)    # (K, B)
         bound = iwae_bound(log_w)                                    # L_K(x_b), (B,)
 
         grads = {}
         g = iwae_bound_grad(log_w) / B                               # ∂(mean_b L_K)/∂log w = w̃/B
-        dlogphi = self.likelihood.log_prob_grads(x, **heads)         # ∂ log Φ/∂η, per head
-        dz = self.decoder.backward({h: head_grads(g, d, mask) for h, d in dlogphi.items()},
-                                   dec, grads)                       # Σ g ∂ log p(x|z)/∂z
+        dz = self.decoder.backward({h: head_grads(g, d, mask, out=d)  # (scaled in place)
+                                    for h, d in dlogphi.items()}, dec, grads)
         # The encoder's gradient: the reparametrised (path) gradient of every log w_k, weighted.
         dmean, dlogvar = log_weights_backward(g, dz, z, eps, logvar)
         self.encoder.backward(dmean, dlogvar, enc, grads)

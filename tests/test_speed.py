@@ -96,20 +96,22 @@ def _adam_formulas(param, grad, m, s, t, lr, beta1, beta2, eps):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_adam_step_in_place_gives_the_formulas_numbers_bit_for_bit(dtype):
+    from minivae.backend import asarray, to_numpy
     from minivae.optim import adam_step
     rng = np.random.default_rng(3)
-    param, grad, m = (rng.standard_normal((7, 5)).astype(dtype) for _ in range(3))
-    s = rng.random((7, 5)).astype(dtype)
-    args = (param, grad, m, s, 4, 1e-3, 0.9, 0.999, 1e-4)
-    want = _adam_formulas(*args)
-    before = [a.copy() for a in (param, grad, m, s)]
-    got = adam_step(*args)                                   # new arrays, arguments untouched
-    for a, b in zip(before, (param, grad, m, s)):
-        assert np.array_equal(a, b)
+    host = [rng.standard_normal((7, 5)).astype(dtype) for _ in range(3)] + \
+        [rng.random((7, 5)).astype(dtype)]
+    hyper = (4, 1e-3, 0.9, 0.999, 1e-4)
+    want = _adam_formulas(*host, *hyper)
+    param, grad, m, s = (asarray(a) for a in host)
+    got = adam_step(param, grad, m, s, *hyper)               # new arrays, arguments untouched
+    for a, b in zip(host, (param, grad, m, s)):
+        assert np.array_equal(a, to_numpy(b))
     out = (param.copy(), m.copy(), s.copy())
-    in_place = adam_step(out[0], grad, out[1], out[2], *args[4:], out=out)
+    in_place = adam_step(out[0], grad, out[1], out[2], *hyper, out=out)
     assert all(r is o for r, o in zip(in_place, out))
     for w, g, i in zip(want, got, in_place):
+        g, i = to_numpy(g), to_numpy(i)
         assert w.dtype == g.dtype == i.dtype == np.dtype(dtype)
         assert np.array_equal(w, g) and np.array_equal(w, i)
 
@@ -118,16 +120,73 @@ def test_adam_takes_a_returned_step_when_adam_step_ignores_out(monkeypatch):
     # A student's adam_step (labs' run --mine, which drops the out= it does not take) returns
     # new arrays: Adam keeps them.
     from minivae import optim
+    from minivae.backend import asarray, to_numpy, xp
     rng = np.random.default_rng(4)
-    params = {"w": rng.standard_normal((3, 4)).astype("float32")}
+    params = {"w": asarray(rng.standard_normal((3, 4)), dtype="float32")}
     twin = {"w": params["w"].copy()}
-    grads = {"w": rng.standard_normal((3, 4)).astype("float32")}
+    grads = {"w": asarray(rng.standard_normal((3, 4)), dtype="float32")}
     ours = optim.Adam(params)
     for _ in range(3):
         ours.step(grads)
-    monkeypatch.setattr(optim, "adam_step", lambda p, g, m, s, t, lr, b1, b2, eps, out=None:
-                        _adam_formulas(p, g, m, s, t, lr, b1, b2, eps))
-    student = optim.Adam(twin)
+
+    def student(p, g, m, s, t, lr, b1, b2, eps, out=None):
+        c2 = (1 - b2 ** t) ** 0.5
+        m_new = b1 * m + (1 - b1) * g
+        s_new = b2 * s + (1 - b2) * (g * g)
+        return p + (lr * c2 / (1 - b1 ** t)) * m_new / (xp.sqrt(s_new) + eps * c2), m_new, s_new
+
+    monkeypatch.setattr(optim, "adam_step", student)
+    theirs = optim.Adam(twin)
     for _ in range(3):
-        student.step(grads)
-    assert np.array_equal(params["w"], twin["w"]) and not np.array_equal(twin["w"], 0)
+        theirs.step(grads)
+    w, w_twin = to_numpy(params["w"]), to_numpy(twin["w"])
+    assert np.array_equal(w, w_twin) and not np.array_equal(w_twin, 0)
+
+
+# ---------------------------------------------------------------- the fused Bernoulli terms
+def _bernoulli_reference(x, logits):
+    """x ℓ - softplus(ℓ) and x - σ(ℓ), the textbook way (float64, logaddexp's softplus)."""
+    from scipy.special import expit
+    x, logits = np.float64(x), np.float64(logits)
+    return x * logits - np.logaddexp(0, logits), x - expit(logits)
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-6)])
+def test_fused_bernoulli_terms_are_the_two_lab_functions(dtype, tol):
+    from minivae.backend import to_numpy, asarray
+    from minivae.likelihoods import (bernoulli_grads, bernoulli_log_prob,
+                                     bernoulli_log_prob_and_grads)
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((6, 4, 9)) * 8
+    logits[0, 0, :5] = [0.0, 95.0, -95.0, 1e4, -1e4]           # e^{-|ℓ|} subnormal or 0
+    for x in ((rng.random((4, 9)) < 0.4).astype(dtype), rng.random((4, 9)).astype(dtype)):
+        want_lp, want_d = _bernoulli_reference(x, logits.astype(dtype))
+        xd, ld = asarray(x), asarray(logits, dtype=dtype)
+        lp, d = bernoulli_log_prob_and_grads(xd, ld)
+        lp, d = to_numpy(lp), to_numpy(d["logits"])
+        assert lp.shape == d.shape == logits.shape and lp.dtype == d.dtype == np.dtype(dtype)
+        assert np.all(np.isfinite(lp)) and np.all(lp <= 0)
+        scale = np.maximum(1, np.abs(want_lp))
+        assert np.max(np.abs(lp - want_lp) / scale) < tol
+        assert np.max(np.abs(d - want_d)) < tol
+        # The lab functions give the same numbers (bernoulli_log_prob is the same first half).
+        assert np.array_equal(to_numpy(bernoulli_log_prob(xd, ld)), lp)
+        assert np.max(np.abs(to_numpy(bernoulli_grads(xd, ld)["logits"]) - d)) < tol
+
+
+def test_workspace_arrays_are_reused_per_shape_and_never_returned_as_gradients():
+    from minivae.model import IWAE
+    from minivae.workspace import Workspace
+    work = Workspace()
+    a = work("h", (3, 4), np.float32)
+    assert work("h", (3, 4), np.float32) is a
+    assert work("h", (2, 4), np.float32) is not a              # a new shape replaces it
+    assert work("h", (2, 4), np.float64).dtype == np.float64
+    model = IWAE(12, 3, hidden=(5,), dtype="float64")
+    problem = benchmarks.make_problem(12, 3, (5,), 4, 3, dtype="float64")
+    v1, g1 = model.bound_and_grads(problem.x, 3, eps=problem.eps)
+    kept = {n: g.copy() for n, g in g1.items()}
+    model.bound_and_grads(problem.x, 3, eps=problem.eps[::-1].copy())   # other noise
+    v3, g3 = model.bound_and_grads(problem.x, 3, eps=problem.eps)
+    assert all(np.array_equal(kept[n], g1[n]) for n in kept)  # the first gradients are intact
+    assert float(v1) == float(v3) and all(np.array_equal(kept[n], g3[n]) for n in kept)
