@@ -201,11 +201,9 @@ def set_peer_threads(threads):
     flags = xla_thread_flags(threads)
     if flags and flags not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
-    try:
+    if installed("torch"):
         import torch
-    except ImportError:
-        return
-    torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
 
 
 def installed(module):

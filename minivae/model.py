@@ -143,6 +143,8 @@ class IWAE:
         ``encoder.logvar`` and one ``decoder.{head}`` per likelihood head, each with ``.W`` of
         shape (in, out) and ``.b`` of shape (out,); every affine map computes ``h @ W + b``.
     encoder, decoder : :class:`Encoder`, :class:`Decoder` computing with ``params``.
+    workspace : :class:`minivae.workspace.Workspace`, the arrays :meth:`bound_and_grads` reuses
+        from one step to the next (its largest, (K, B, D) each).
     """
 
     #: Which objective :meth:`bound` computes: L_K here; :class:`VAE` can use the analytic KL.
@@ -162,7 +164,7 @@ class IWAE:
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
                                self.likelihood.heads)
         self.rng = backend.default_rng(self.seed)
-        self._work = Workspace()              # bound_and_grads's arrays, reused at every step
+        self.workspace = Workspace()          # bound_and_grads's arrays, reused at every step
 
     # ------------------------------------------------------------------ set-up
     def get_config(self):
@@ -311,7 +313,7 @@ class IWAE:
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
         # log Φ(x_j | η_kj) and ∂ log Φ/∂η together, into arrays reused from step to step.
-        log_phi, dlogphi = self.likelihood.log_prob_and_grads(x, **heads, work=self._work)
+        log_phi, dlogphi = self.likelihood.log_prob_and_grads(x, **heads, work=self.workspace)
         log_w = masked_log_weights(log_phi, mask, z, eps, logvar)    # (K, B)
         bound = iwae_bound(log_w)                                    # L_K(x_b), (B,)
 

@@ -21,6 +21,11 @@ class Workspace:
     def __init__(self):
         self._arrays = {}
 
+    @property
+    def nbytes(self):
+        """The memory its arrays hold (part of a training step's, allocated once)."""
+        return sum(int(a.nbytes) for a in self._arrays.values())
+
     def __call__(self, name, shape, dtype):
         a = self._arrays.get(name)
         if a is None or a.shape != tuple(shape) or a.dtype != dtype:

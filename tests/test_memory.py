@@ -27,6 +27,7 @@ def test_step_estimate_bounds_the_measured_peak(likelihood, B, K, hidden, z_dim,
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    peak += model.workspace.nbytes                # the step's reused arrays, allocated at warm-up
     estimate = memory.step_bytes(K * B, 784, z_dim, hidden, len(model.likelihood.heads), dtype)
     assert peak <= estimate <= 4 * peak
 

@@ -44,7 +44,8 @@ def add_arguments(p):
 def run(args):
     from ... import benchmarks, threads
     n = threads.choose(args.threads)
-    benchmarks.set_peer_threads(n)
+    if args.peers:
+        benchmarks.set_peer_threads(n)
     problem = benchmarks.make_problem(args.x_dim, args.z_dim, args.hidden, args.batch_size,
                                       args.k, args.dtype)
     against = [(d, benchmarks.load_checkout(d, f"minivae_against_{i}"))
