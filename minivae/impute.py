@@ -30,7 +30,7 @@ import numpy
 
 from . import backend, validate
 from .backend import xp
-from .evaluate import importance_passes
+from .evaluate import _noise as example_noise, importance_passes
 from .layers import ACTIVATIONS
 from .likelihoods import StudentT
 from .model import IWAE
@@ -43,6 +43,8 @@ LIKELIHOODS = ("student_t", "gaussian")
 #: Adam's ε: Kingma & Ba's and TensorFlow 1's (the authors' notebooks), not minivae's default
 #: 1e-4 (Burda et al.'s setting for MNIST), so that the benchmark follows the authors' recipe.
 ADAM_EPS = 1e-8
+#: Seeds the imputation draws: row i of X draws from default_rng([seed, IMPUTE_STREAM, i]).
+IMPUTE_STREAM = 0x1A7F
 
 
 # ---------------------------------------------------------------------- the two estimators (lab 8)
@@ -176,8 +178,8 @@ class MIWAEImputer:
         # (the Student's t and the Glorot initialisation both assume it), whatever the units.
         self.mean_, self.scale_ = _observed_location_scale(X)
         self.n_features_in_ = X.shape[1]
-        # The model's own RNG draws ε; a separate host RNG shuffles and resamples, so that the
-        # draws do not depend on the backend's generator.
+        # The model's own RNG draws the training ε; a separate host RNG shuffles, so that the
+        # order does not depend on the backend's generator (imputation: see transform).
         self.model_ = IWAE(X.shape[1], self.z_dim, hidden=self.hidden,
                            activation=self.activation, likelihood=self.likelihood,
                            dtype=self.dtype, seed=self.seed)
@@ -245,6 +247,11 @@ class MIWAEImputer:
 
         Returns a float64 array: (n, D) for a single imputation, (M, n, D) for M imputations.
         Observed entries are X's own values, bit for bit; fully observed rows cost nothing.
+
+        Every draw for row i of X (its L samples, and for M imputations its resampling
+        uniforms and observation noise) comes from its own host generator, seeded with
+        (seed, i): the result depends on neither ``chunk_size`` (how the rows and the L samples
+        are split into passes) nor the backend, and the same X gives the same imputations.
         """
         if not hasattr(self, "model_"):
             raise NotFittedError("this MIWAEImputer is not fitted yet: call fit(X) first")
@@ -259,15 +266,24 @@ class MIWAEImputer:
         rows = numpy.flatnonzero(~mask.all(axis=1))      # only rows with something to impute
         L = self.n_samples
         x, m = self._to_device(X[rows], mask[rows])
+        # Host generators, one per row, as minivae.evaluate's: drawing ε in blocks of samples
+        # from one NumPy generator gives the same numbers as one draw, whereas a CuPy generator
+        # takes element j of a draw from its stream j mod size, so the split would matter.
+        generators = [numpy.random.default_rng([self.seed, IMPUTE_STREAM, int(i)]) for i in rows]
+        d, dtype = self.z_dim, numpy.dtype(self.dtype)
+
+        def noise(block):
+            return lambda kk: backend.asarray(example_noise(generators[block], kk, d, dtype))
+
         # The one chunked importance-sampling pass (minivae.evaluate): rows × samples <=
         # chunk_size at any time.
         for block, pieces in importance_passes(self.model_, x, L, self.chunk_size, mask=m,
-                                               check=False):
+                                               noise=noise, check=False):
             r = rows[block]
             if n_imputations is None:
                 draws = self._conditional_mean(pieces)[None]
             else:
-                draws = self._resample(pieces, L, M)
+                draws = self._resample(pieces, L, M, generators[block])
             imputed = self._from_standard(backend.to_numpy(draws))
             out[:, r] = numpy.where(mask[r], X[r], imputed)
             if on_progress is not None:
@@ -303,17 +319,19 @@ class MIWAEImputer:
         self._check_weights(total)
         return (omega[..., None] * xp.stack(ests)).sum(axis=0)
 
-    def _resample(self, pieces, L, M):
-        """SIR: M draws (M, B, D) of x ~ p(x|z_l), l drawn with probability w̃_l over all L."""
+    def _resample(self, pieces, L, M, generators):
+        """SIR: M draws (M, B, D) of x ~ p(x|z_l), l drawn with probability w̃_l over all L;
+        row b's uniforms and observation noise from generators[b]."""
         log_w, z = (xp.concatenate(a) for a in zip(*(kept for _, _, kept in
                                                      self._pass_estimates(pieces, True))))
         total, _ = logsumexp_weights(log_w)                                  # (B,)
         self._check_weights(total)
         B = log_w.shape[1]
-        idx = sir_indices(log_w, backend.asarray(self._rng.random((M, B))))   # (M, B)
+        u = numpy.stack([g.random(M) for g in generators], axis=1)           # (M, B)
+        idx = sir_indices(log_w, backend.asarray(u))                          # (M, B)
         z_sel = z[idx, backend.asarray(numpy.arange(B))[None, :]]             # (M, B, d)
         heads = {h: backend.to_numpy(v) for h, v in self.model_.decode(z_sel).items()}
-        return _sample_observation(self.likelihood, heads, self._rng)
+        return _sample_observation(self.likelihood, heads, generators)
 
     @staticmethod
     def _check_weights(total):
@@ -338,11 +356,16 @@ def _observed_location_scale(X):
     return mean * unit, numpy.where(std > 0, std * unit, 1.0)
 
 
-def _sample_observation(likelihood, heads, rng):
-    """x ~ p(x|η) for decoder heads η (dict head -> (..., D) NumPy arrays), on the host."""
+def _sample_observation(likelihood, heads, generators):
+    """x ~ p(x|η) for decoder heads η (dict head -> (M, B, D) NumPy arrays), on the host; the
+    noise of row b from generators[b]."""
+    def each_row(draw):                  # (M, B, D): row b's (M, D) draws from its generator
+        return numpy.stack([draw(g, b) for b, g in enumerate(generators)], axis=1)
+
     if likelihood == "gaussian":
-        return heads["mean"] + numpy.exp(0.5 * heads["logvar"]) * rng.standard_normal(
-            heads["mean"].shape)
+        return heads["mean"] + numpy.exp(0.5 * heads["logvar"]) * each_row(
+            lambda g, b: g.standard_normal(heads["mean"][:, b].shape))
     # Student's t: loc + scale · T with T ~ t_ν, ν = 3 + softplus(raw df) (as the likelihood).
     nu = StudentT.DF_MIN + numpy.logaddexp(0.0, heads["df"].astype(numpy.float64))
-    return heads["loc"] + numpy.exp(heads["log_scale"]) * rng.standard_t(nu)
+    return heads["loc"] + numpy.exp(heads["log_scale"]) * each_row(
+        lambda g, b: g.standard_t(nu[:, b]))
