@@ -25,8 +25,14 @@ def trained(tmp_path_factory, mnist_dir):
     return train_tiny(tmp_path_factory, mnist_dir, "tiny", 1)
 
 
+def child_env():
+    """The environment of a child python: this checkout first on the path, the rest kept (e.g.
+    the CuPy stand-in under MINIVAE_BACKEND=cupy)."""
+    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
 def python(args, **kw):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     return subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=600, **kw)
 
@@ -145,7 +151,7 @@ def test_ctrl_c_while_training_is_one_line(tmp_path, mnist_dir):
     proc = subprocess.Popen([sys.executable, "-m", "minivae", "train", "--out", str(out),
                              "--data-dir", mnist_dir, "--epochs", "100000"] + TINY_ARGS,
                             cwd=REPO, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO))
+                            env=child_env())
     try:
         ckpt = out / "checkpoint.npz"
         deadline = time.monotonic() + 120           # wait for the first checkpoint
@@ -222,7 +228,7 @@ def test_progress_bar_on_a_terminal_and_not_in_a_pipe(tmp_path, trained):
     master, slave = pty.openpty()
     # A terminal has a size (a fresh pseudo-terminal's is 0 x 0, where tqdm draws nothing).
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = child_env()
     child = subprocess.Popen([sys.executable, *argv], cwd=REPO, env=env, stdin=slave,
                              stdout=slave, stderr=slave)
     os.close(slave)
