@@ -5,8 +5,11 @@ backend: same contract as :func:`minivae.ops.logsumexp_weights_reference`, one k
 
 The source ships as package data of ``minivae.kernels`` and is read with
 :mod:`importlib.resources`, so an installed package and an editable checkout behave the same.
-It is compiled by NVRTC (through ``cupy.RawModule``) the first time a dtype is used; CuPy keeps
-the binary in memory and in its on-disk kernel cache, so later runs skip the compilation.
+It is compiled by NVRTC (through ``cupy.RawModule``) the first time a dtype is used in a
+process, and kept in memory for the rest of it. CuPy's on-disk kernel cache spares later
+processes the compilation only from CuPy 14.2 on (14.1 with a CUDA 12.4+ driver): with
+``name_expressions``, CuPy 13.x and 14.0.x recompile in every process, to learn the mangled
+names from NVRTC (``cupy/cuda/compiler.py``).
 
 Importing this module does not import CuPy. The same source also runs on the CPU:
 :class:`EmulatedKernel` compiles it with the host C++ compiler through

@@ -31,26 +31,57 @@ def gpu_test(fn):
     return pytest.mark.gpu(fn)
 
 
-def run_python(args, backend_name, timeout=600):
-    env = dict(os.environ, MINIVAE_BACKEND=backend_name)
+def run_python(args, backend_name, timeout=600, env=None):
+    env = dict(os.environ, MINIVAE_BACKEND=backend_name, **(env or {}))
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
+def _without_gpu():
+    """Environment under which CuPy cannot be used here ({} when it cannot anyway), or None on
+    a machine where it can. The CuPy stand-in (../shared/tools/fakecupy, which has counters in
+    cupy._stats) emulates a machine without a device with FAKECUPY_DEVICE_COUNT=0."""
+    if not HAVE_GPU:
+        return {}
+    import cupy
+    return {"FAKECUPY_DEVICE_COUNT": "0"} if hasattr(cupy, "_stats") else None
+
+
+WITHOUT_GPU = _without_gpu()
+
+
 # ----------------------------------------------------------------------------- without a GPU
 
-@pytest.mark.skipif(HAVE_GPU, reason="CuPy and a device are present, so there is no error")
-@pytest.mark.parametrize("args", [["-c", "import minivae.model"],
-                                  ["-m", "minivae", "evaluate", "nowhere"],
-                                  ["-m", "minivae", "train"]], ids=["import", "evaluate", "train"])
-def test_cupy_backend_without_cupy_is_a_one_line_error(args):
-    proc = run_python(args, "cupy")
+@pytest.mark.skipif(WITHOUT_GPU is None, reason="CuPy and a device are present: no error")
+@pytest.mark.parametrize("args", [["-m", "minivae", "evaluate", "nowhere"],
+                                  ["-m", "minivae", "train"]], ids=["evaluate", "train"])
+def test_cupy_backend_where_it_cannot_run_is_a_one_line_error(args, tmp_path):
+    out = tmp_path / "run"
+    proc = run_python(args + (["--out", str(out)] if "train" in args else []), "cupy",
+                      env=WITHOUT_GPU)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line, got:\n{proc.stderr}"
-    assert "MINIVAE_BACKEND=cupy" in lines[0]
-    assert "pip install -e .[cuda12]" in lines[0] and ".[cuda13]" in lines[0]
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert "MINIVAE_BACKEND=cupy" in lines[0] and "unset MINIVAE_BACKEND" in lines[0]
+    if not HAVE_GPU:                                  # CuPy is not installed: how to install it
+        assert "pip install -e .[cuda12]" in lines[0] and ".[cuda13]" in lines[0]
+    assert "Traceback" not in proc.stderr and proc.stdout == "" and not out.exists()
+
+
+@pytest.mark.skipif(WITHOUT_GPU is None, reason="CuPy and a device are present: no error")
+def test_cupy_backend_where_it_cannot_run_raises_backend_error_on_first_use():
+    # No global hook and no exit at import: importing works, the first use of the backend
+    # raises BackendError, which a program can catch.
+    code = ("import minivae\n"
+            "from minivae import backend\n"
+            "try:\n"
+            "    minivae.IWAE(4, 2)\n"
+            "except backend.BackendError as e:\n"
+            "    print('BackendError:', e)\n")
+    proc = run_python(["-c", code], "cupy", env=WITHOUT_GPU)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("BackendError: MINIVAE_BACKEND=cupy")
+    assert len(proc.stdout.strip().splitlines()) == 1
 
 
 def test_help_works_whatever_the_backend():
@@ -59,9 +90,9 @@ def test_help_works_whatever_the_backend():
     assert proc.returncode == 0 and "COMMAND" in proc.stdout and proc.stderr == ""
 
 
-@pytest.mark.skipif(HAVE_GPU, reason="a GPU is present: bench-gpu would time it")
+@pytest.mark.skipif(WITHOUT_GPU is None, reason="a GPU is present: bench-gpu would time it")
 def test_bench_gpu_without_gpu_says_so_and_exits_cleanly():
-    proc = run_python(["-m", "minivae", "bench-gpu"], "numpy")
+    proc = run_python(["-m", "minivae", "bench-gpu"], "numpy", env=WITHOUT_GPU)
     assert proc.returncode == 0, proc.stderr
     assert "no GPU present" in proc.stdout and "Traceback" not in proc.stderr
 
