@@ -25,16 +25,17 @@ def trained(tmp_path_factory, mnist_dir):
     return train_tiny(tmp_path_factory, mnist_dir, "tiny", 1)
 
 
-def child_env():
+def child_env(**extra):
     """The environment of a child python: this checkout first on the path, the rest kept (e.g.
-    the CuPy stand-in under MINIVAE_BACKEND=cupy)."""
-    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    the CuPy stand-in under MINIVAE_BACKEND=cupy), and ``extra``."""
+    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                **extra)
 
 
-def python(args, **kw):
-    env = child_env()
+def python(args, env=None):
+    env = env or child_env()
     return subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=600, **kw)
+                          text=True, timeout=600)
 
 
 def assert_one_line(err, code, want_code, *words):
@@ -123,6 +124,16 @@ def test_backend_error_is_bad_input():
     from minivae.backend import BackendError
     from minivae.cli import exit_code
     assert exit_code(BackendError("no GPU")) == 2
+
+
+def test_unusable_backend_is_one_line_from_the_map(tmp_path):
+    # The error map itself (not a global excepthook) turns it into exit code 2: the line names
+    # the command, which only the map knows.
+    proc = python(["-m", "minivae", "evaluate", str(tmp_path)],
+                  env=child_env(MINIVAE_BACKEND="no-such-backend"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("minivae evaluate: error: unknown MINIVAE_BACKEND")
+    assert proc.stderr.count("\n") == 1
 
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):

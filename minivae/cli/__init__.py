@@ -39,20 +39,24 @@ class Interrupted(KeyboardInterrupt):
 def exit_code(error):
     """The exit code of an exception (None: not an expected error, i.e. a bug).
 
-    Divergence is :class:`minivae.train.Diverged`; a module that was never imported cannot have
-    raised its exceptions, so the map looks them up in ``sys.modules`` and imports nothing.
+    Divergence is :class:`minivae.train.Diverged`, an unusable backend
+    :class:`minivae.backend.BackendError`. They are recognised by class name and module, so
+    the map imports nothing (and works when the error came from the failed import of the
+    module itself, which Python then drops from ``sys.modules``).
     """
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    train = sys.modules.get("minivae.train")
-    if train is not None and isinstance(error, train.Diverged):
+    if _is(error, "minivae.train", "Diverged"):
         return EXIT_DIVERGED
-    backend = sys.modules.get("minivae.backend")
-    if backend is not None and isinstance(error, backend.BackendError):
+    if _is(error, "minivae.backend", "BackendError"):
         return EXIT_BAD_INPUT
     if isinstance(error, (CommandError, ValueError, OSError, MemoryError)):
         return EXIT_BAD_INPUT
     return None
+
+
+def _is(error, module, name):
+    return any(c.__module__ == module and c.__name__ == name for c in type(error).__mro__)
 
 
 def one_line(error):
