@@ -17,8 +17,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import ON_DEVICE
 from minivae.labs import NUMBERS, __main__ as labs_cli, get_lab
-from minivae.labs.core import labs_root, pristine_text, resolve, shipped_file, solution
+from minivae.labs.core import pristine_text, resolve, shipped_file, solution
+
+
+
+@pytest.fixture(autouse=True)
+def _host_only(request):
+    """The labs run on the CPU with NumPy (the student's functions get NumPy arrays): under
+    MINIVAE_BACKEND=cupy every test here is skipped but the last, which checks that `minivae
+    lab` refuses that backend in one line."""
+    refusal = "test_the_labs_refuse_another_backend_in_one_line"
+    if ON_DEVICE and request.node.originalname != refusal:
+        pytest.skip("host-only: the labs run on the CPU with NumPy")
 
 
 def template_text(lab):
@@ -457,3 +469,10 @@ def test_run_mine_trains_with_the_students_functions(capsys, tmp_path):
     assert yours != ours and float(yours) < float(ours), out
     from minivae import layers
     assert layers.tanh_backward.__module__ == "minivae.layers"     # restored afterwards
+
+
+@pytest.mark.skipif(not ON_DEVICE, reason="only under MINIVAE_BACKEND=cupy")
+def test_the_labs_refuse_another_backend_in_one_line(capsys):
+    assert labs_cli.main(["check", "3", "--solution"]) == 2
+    err = capsys.readouterr().err
+    assert "unset MINIVAE_BACKEND" in err and len(err.strip().splitlines()) == 1
