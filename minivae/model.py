@@ -37,8 +37,8 @@ import numpy
 
 from . import backend, validate
 from .backend import xp
-from .bound import (head_grads, iwae_bound, iwae_bound_grad, kl_divergence, kl_grads,
-                    log_prior, log_q, log_weights_backward, masked_log_likelihood,
+from .bound import (head_grads, iwae_bound, kl_divergence, kl_grads, log_prior, log_q,
+                    log_weights_backward, logsumexp_weights, masked_log_likelihood,
                     masked_log_weights, reparametrize, reparametrize_backward)
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
 from .likelihoods import LIKELIHOODS
@@ -315,13 +315,16 @@ class IWAE:
         # log Φ(x_j | η_kj) and ∂ log Φ/∂η together, into arrays reused from step to step.
         log_phi, dlogphi = self.likelihood.log_prob_and_grads(x, **heads, work=self.workspace)
         log_w = masked_log_weights(log_phi, mask, z, eps, logvar)    # (K, B)
-        bound = iwae_bound(log_w)                                    # L_K(x_b), (B,)
+        # iwae_bound and iwae_bound_grad in one pass (on the GPU, one fused kernel launch):
+        lse, normalized_weights = logsumexp_weights(log_w)
+        bound = lse - math.log(log_w.shape[0])                       # L_K(x_b), (B,)
 
         grads = {}
-        g = iwae_bound_grad(log_w) / B                               # ∂(mean_b L_K)/∂log w = w̃/B
+        g = normalized_weights / B                                   # ∂(mean_b L_K)/∂log w = w̃/B
         dz = self.decoder.backward({h: head_grads(g, d, mask, out=d)  # (scaled in place)
                                     for h, d in dlogphi.items()}, dec, grads)
-        # The encoder's gradient: the reparametrised (path) gradient of every log w_k, weighted.
+        # The encoder's gradient: the reparametrised (path) gradient of every log w_k, weighted
+        # by g (the step another estimator of the encoder's gradient would replace).
         dmean, dlogvar = log_weights_backward(g, dz, z, eps, logvar)
         self.encoder.backward(dmean, dlogvar, enc, grads)
         return bound.mean(), {name: grads[name] for name in self.params}
