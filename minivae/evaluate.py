@@ -91,15 +91,18 @@ def _pieces(model, xb, mb, k, k_piece, draw, check):
 
 @threads.limited                  # BLAS threads by minivae's policy (minivae.threads)
 def bound_per_example(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=None,
-                      on_progress=None):
+                      on_progress=None, check=True):
     """L_K(x) and the Monte Carlo ELBO for every example, in memory-bounded chunks.
 
     x : (N, D) data the model accepts (binary for a Bernoulli model), host or backend array.
     index : (N,) the examples' identities (e.g. their rows in the test set; default 0..N-1):
         example j's noise comes from default_rng([seed, index[j]]).
     on_progress : ``on_progress(n_examples_done)`` after every block of examples.
+    check : check x once, as the model checks its inputs (False: the caller did, e.g. when the
+        data were loaded), rather than in every pass.
     Returns (bound, elbo), both (N,) float64 NumPy arrays: bound = L_K(x) = logsumexp_k log w_k
     - log K and elbo = (1/K) Σ_k log w_k, an unbiased estimate of L_1(x) from the same samples.
+    Each pass ends with one device-to-host transfer (its bounds and ELBOs together).
     """
     k = validate.positive_int("k (the number of importance samples)", k)
     chunk = validate.positive_int("chunk", chunk)
@@ -112,15 +115,21 @@ def bound_per_example(model, x, k=DEFAULT_K, chunk=DEFAULT_CHUNK, seed=0, index=
         generators = [np.random.default_rng([seed, int(i)]) for i in index[rows]]
         return lambda kk: backend.asarray(_noise(generators, kk, d, dtype))
 
+    if check and n:
+        # Once for all of x (two syncs on a GPU), not once per pass: the model's own check,
+        # which also puts x on the device in its dtype.
+        x, _, _ = model._check_inputs(x, k, None, None)
+    xp = backend.xp
     bound, elbo = np.empty(n), np.empty(n)
-    for rows, pieces in importance_passes(model, x, k, chunk, noise=noise):
+    for rows, pieces in importance_passes(model, x, k, chunk, noise=noise, check=False):
         lse, total = None, 0.0
         for log_w, _ in pieces:                                          # (kk, b)
             piece, _ = logsumexp_weights(log_w)
-            lse = piece if lse is None else backend.xp.logaddexp(lse, piece)
+            lse = piece if lse is None else xp.logaddexp(lse, piece)
             total = total + log_w.astype(np.float64).sum(axis=0)
-        bound[rows] = backend.to_numpy(lse).astype(np.float64) - math.log(k)
-        elbo[rows] = backend.to_numpy(total) / k
+        lse, total = backend.to_numpy(xp.stack([lse.astype(np.float64), total]))  # one transfer
+        bound[rows] = lse - math.log(k)
+        elbo[rows] = total / k
         if on_progress is not None:
             on_progress(rows.stop)
     return bound, elbo

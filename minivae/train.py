@@ -206,14 +206,17 @@ def train_epoch(objective, optimizer, batches, check_every=None, on_progress=Non
     batches : an iterable of batches, each with a ``len`` (e.g. index arrays); the mean is
         weighted by it.
     check_every : read the running mean (one device-to-host sync) every that many steps, to
-        stop early on a NaN and report progress; it is always read at the end.
+        stop early on a NaN and report progress; it is always read at the end, together with
+        the finiteness of every parameter of ``optimizer``: one transfer for the epoch's
+        bookkeeping.
     on_progress : ``on_progress(n_examples_seen, running_mean)``, at each read.
     on_step : ``on_step(step)`` after every step (1-based), e.g. to decay the learning rate.
     history : a list to append every step's value to, as a float (one sync per step).
 
     Returns the mean of the values over the epoch (float). Raises :class:`Diverged` when it is
     NaN or inf at a read, so at most ``check_every`` steps are taken past the first non-finite
-    value (the caller keeps the last good state: a checkpoint, or a copy of the parameters).
+    value, or when a parameter is NaN or inf at the end (the caller keeps the last good state:
+    a checkpoint, or a copy of the parameters).
     """
     total = xp.zeros((), dtype=np.float64)       # stays on the device between reads
     seen = step = 0
@@ -229,21 +232,26 @@ def train_epoch(objective, optimizer, batches, check_every=None, on_progress=Non
             on_step(step)
         if check_every and step % check_every == 0:
             _read(total, seen, step, on_progress)
-    return _read(total, seen, step, on_progress) if seen else 0.0
+    return _read(total, seen, step, on_progress, optimizer.params) if seen else 0.0
 
 
-def _read(total, seen, step, on_progress):
-    mean = float(total) / seen
+def _read(total, seen, step, on_progress, params=None):
+    """The running mean, read from the device; with ``params``, whether every parameter is
+    finite is computed on the device and read in the same transfer (one sync, not one per
+    parameter)."""
+    if params is None:
+        mean = float(total) / seen
+    else:
+        finite = xp.stack([xp.isfinite(p).all() for p in params.values()]).all()
+        total, finite = backend.to_numpy(xp.stack([total, finite.astype(total.dtype)]))
+        mean = float(total) / seen
+        if not finite:
+            raise Diverged(f"a parameter became NaN or inf (by step {step})")
     if not np.isfinite(mean):
         raise Diverged(f"the training bound became {mean} (by step {step})")
     if on_progress is not None:
         on_progress(seen, mean)
     return mean
-
-
-def all_finite(params):
-    """True when every parameter is finite (one sync per parameter)."""
-    return all(bool(xp.isfinite(p).all()) for p in params.values())
 
 
 # ------------------------------------------------------------------------------ data
@@ -331,8 +339,9 @@ class Run:
 
     def train_epoch(self, x_train, on_progress=None):
         """One pass over the shuffled training set (:func:`train_epoch`, reading the bound every
-        :data:`CHECK_EVERY` steps). Returns the mean minibatch bound; the caller advances
-        ``epoch`` once the pass is known good."""
+        :data:`CHECK_EVERY` steps when ``on_progress`` is given, i.e. when someone watches:
+        otherwise only at the end, so that the device is never waited for mid-epoch). Returns
+        the mean minibatch bound; the caller advances ``epoch`` once the pass is known good."""
         cfg, model = self.config, self.model
         self.optimizer.lr = learning_rate(cfg, self.epoch)
         batches = data.epoch_batches(len(x_train), cfg.batch_size, self.shuffle_rng)
@@ -346,7 +355,8 @@ class Run:
             return model.bound_and_grads(xb, cfg.k, check=check)
 
         try:
-            return train_epoch(objective, self.optimizer, batches, CHECK_EVERY, on_progress)
+            return train_epoch(objective, self.optimizer, batches,
+                               CHECK_EVERY if on_progress is not None else None, on_progress)
         except Diverged as e:
             raise Diverged(f"{e} in epoch {self.epoch + 1}") from None
 
@@ -357,8 +367,9 @@ def epoch_test_bound(run, x_test):
     index = evaluate.spread_subset(len(x_test), run.config.eval_n)
     if len(index) == 0:
         return None
+    # check=False: load_data checked the test set once (the check would cost syncs per pass).
     bound, _ = evaluate.bound_per_example(run.model, x_test[index], run.config.eval_k,
-                                          seed=TEST_NOISE_SEED, index=index)
+                                          seed=TEST_NOISE_SEED, index=index, check=False)
     return float(bound.mean())
 
 
