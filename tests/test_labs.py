@@ -476,3 +476,16 @@ def test_the_labs_refuse_another_backend_in_one_line(capsys):
     assert labs_cli.main(["check", "3", "--solution"]) == 2
     err = capsys.readouterr().err
     assert "unset MINIVAE_BACKEND" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_run_mine_with_an_unfinished_exercise_stops_in_one_line(capsys, tmp_path):
+    folder = tmp_path / get_lab(2).FOLDER
+    folder.mkdir()
+    write_exercise(folder, template_text(get_lab(2)))
+    rc = labs_cli.main(["run", "2", "--quick", "--mine", "--path", str(folder),
+                        "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in out + err
+    assert re.search(r"your functions stopped the run: NotImplementedError: .*"
+                     r"\(exercise.py line \d+, in ppca_fit\)", err), err
