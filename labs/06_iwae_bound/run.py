@@ -8,10 +8,11 @@
    emulation header, against the NumPy reference; and on a GPU when CuPy sees one.
 
 Your logsumexp_weights, iwae_bound, iwae_bound_grad, iwae_encoder_grads, lse_push and lse_merge
-are the library's while this runs, once they pass the checks: the IWAE trains and is evaluated
-with your logsumexp_weights, iwae_bound and iwae_bound_grad (iwae_encoder_grads is their
-composition, which the model writes out step by step; lse_push and lse_merge are what the CUDA
-kernel does, in Python).
+are the library's while this runs, once they pass the checks: the IWAE trains with your
+logsumexp_weights (IWAE.bound_and_grads takes L_K and w̃ from one call of it, as the GPU kernel
+does) and is evaluated with your iwae_bound; iwae_bound_grad and iwae_encoder_grads are what
+the model writes out step by step, and lse_push and lse_merge what the CUDA kernel does, in
+Python: the checks are where those are tested.
 """
 import time
 
