@@ -151,11 +151,13 @@ def head_grads(g, dlogphi, mask, out=None):
     since log w_kb depends on η_kbj only through m_bj log Φ(x_bj | η_kbj).
     g: (K, B); dlogphi: (K, B, D), ∂ log Φ/∂η for every entry (lab 4); mask: (B, D) bool or
     None (every feature observed) -> (K, B, D), written into ``out`` if given (it may be
-    dlogphi itself: the training step scales its workspace array in place).
+    dlogphi itself: the training step scales its workspace array in place). (A categorical
+    head has a trailing axis of C logits, (K, B, D, C); g and the mask are broadcast over it.)
     """
-    d = xp.multiply(g[..., None], dlogphi, out=out)
+    extra = (1,) * (dlogphi.ndim - g.ndim - 1)
+    d = xp.multiply(g.reshape(g.shape + (1,) + extra), dlogphi, out=out)
     if mask is not None:
-        d *= mask
+        d *= mask.reshape(mask.shape + extra)
     return d
 
 

@@ -295,6 +295,19 @@ def binarize(x01, rng, check=True):
     return (rng.random(x01.shape, dtype=udt) < x01).astype(dt)
 
 
+def quantize(x01, levels):
+    """Grey levels in [0, 1] as integer codes 0..levels-1 (floats of x01's dtype): equal-width
+    bins, code = min(⌊x · levels⌋, levels - 1), so 0 stays 0 and 1 is the top code.
+
+    The data of the categorical likelihood (a product of multinomials over ``levels`` codes):
+    e.g. MNIST with 4 grey levels. Like :func:`binarize`, works on NumPy or CuPy arrays.
+    """
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2:
+        raise DataError(f"levels must be an integer >= 2, got {levels!r}")
+    xp = backend.get_array_module(x01)
+    return xp.minimum(xp.floor(x01 * levels), levels - 1).astype(x01.dtype)
+
+
 def fixed_binarize(x01, seed):
     """A binarization drawn once from ``seed`` (NumPy, host): same seed, same binary images."""
     return binarize(np.asarray(x01), np.random.default_rng(seed))

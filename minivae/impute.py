@@ -32,7 +32,6 @@ from . import backend, validate
 from .backend import xp
 from .evaluate import _noise as example_noise, importance_passes
 from .layers import ACTIVATIONS
-from .likelihoods import StudentT
 from .model import IWAE
 from .ops import logsumexp_weights
 from .optim import Adam
@@ -330,8 +329,11 @@ class MIWAEImputer:
         u = numpy.stack([g.random(M) for g in generators], axis=1)           # (M, B)
         idx = sir_indices(log_w, backend.asarray(u))                          # (M, B)
         z_sel = z[idx, backend.asarray(numpy.arange(B))[None, :]]             # (M, B, d)
-        heads = {h: backend.to_numpy(v) for h, v in self.model_.decode(z_sel).items()}
-        return _sample_observation(self.likelihood, heads, generators)
+        # x ~ p(x|z_l) by the observation model's inverse CDF, row b's uniforms from its own
+        # generator (as its indices), so the draws depend neither on passes nor on the backend.
+        D = self.n_features_in_
+        u = numpy.stack([g.random((M, D)) for g in generators], axis=1)      # (M, B, D)
+        return self.model_.likelihood.draw(**self.model_.decode(z_sel), u=backend.asarray(u))
 
     @staticmethod
     def _check_weights(total):
@@ -354,18 +356,3 @@ def _observed_location_scale(X):
     Y = X / unit                                                  # every |y| <= 1
     mean, std = numpy.nanmean(Y, axis=0), numpy.nanstd(Y, axis=0)
     return mean * unit, numpy.where(std > 0, std * unit, 1.0)
-
-
-def _sample_observation(likelihood, heads, generators):
-    """x ~ p(x|η) for decoder heads η (dict head -> (M, B, D) NumPy arrays), on the host; the
-    noise of row b from generators[b]."""
-    def each_row(draw):                  # (M, B, D): row b's (M, D) draws from its generator
-        return numpy.stack([draw(g, b) for b, g in enumerate(generators)], axis=1)
-
-    if likelihood == "gaussian":
-        return heads["mean"] + numpy.exp(0.5 * heads["logvar"]) * each_row(
-            lambda g, b: g.standard_normal(heads["mean"][:, b].shape))
-    # Student's t: loc + scale · T with T ~ t_ν, ν = 3 + softplus(raw df) (as the likelihood).
-    nu = StudentT.DF_MIN + numpy.logaddexp(0.0, heads["df"].astype(numpy.float64))
-    return heads["loc"] + numpy.exp(heads["log_scale"]) * each_row(
-        lambda g, b: g.standard_t(nu[:, b]))

@@ -8,8 +8,18 @@ holds two functions, elementwise on arrays of one shape (broadcasting allowed):
     <model>_grads(x, *heads)     -> {head: ∂ log Φ(x_j | η_j) / ∂ head_j}
 
 exactly the functions lab 4 asks for, and a small class per model that bundles them with the
-head names and the mean E[x | η] (the form :class:`minivae.model.IWAE` uses). Summing over the
-(observed) features is the bound's job (:func:`minivae.bound.masked_log_weights`).
+head names, the mean E[x | η] and the draws (the form :class:`minivae.model.IWAE` uses):
+
+    mean(heads)                  -> E[x_j | η_j], shape (..., D)
+    draw(heads, u)               -> x = F⁻¹(u), the inverse CDF at uniforms u (..., D)
+    sample(heads, rng)           -> a draw x ~ Φ(x | η): draw(heads, u ~ U[0, 1))
+
+Every draw is an inverse-CDF draw, one uniform per feature, so that a caller who holds its
+uniforms (a lab checking a student's sampler, a picture that must look the same on CPU and
+GPU) gets the same x as ``sample``. ``sample`` is written once for both backends: ``rng`` is a
+generator of the backend the heads live on (:func:`minivae.backend.default_rng`, or a
+``numpy.random.Generator`` for NumPy arrays), of which it only calls ``rng.random``. Summing
+over the (observed) features is the bound's job (:func:`minivae.bound.masked_log_weights`).
 
 Parametrisations (every head is an unconstrained real number):
 
@@ -17,6 +27,12 @@ Parametrisations (every head is an unconstrained real number):
 - ``gaussian``: mean m and log-variance v; Φ(x|m, v) = N(x; m, e^v).
 - ``student_t``: location μ, log-scale s and raw degrees of freedom r, with scale e^s and
   degrees of freedom ν = 3 + softplus(r) (as in MIWAE: ν > 3 keeps the variance finite).
+- ``categorical``: C logits ℓ_1..ℓ_C per feature (a product of multinomials, one draw each);
+  Φ(x = c | ℓ) = softmax(ℓ)_c, x an integer code in {0, ..., C-1}. Its head has a trailing
+  axis of C: shape (..., D, C), where the other models' heads have shape (..., D).
+
+Each model says how many numbers per feature its heads hold in ``per_feature`` (1, or C for
+the categorical model), so the decoder knows its output width, D · per_feature per head.
 """
 import math
 
@@ -46,6 +62,18 @@ def sigmoid(a):
     what the gradient x - σ(a) needs.
     """
     return 0.5 * xp.tanh(0.5 * a) + 0.5
+
+
+def _uniform(rng, shape, dtype):
+    """u ~ U[0, 1) in the heads' float dtype (float64 for anything else)."""
+    dt = xp.dtype(dtype)
+    return rng.random(shape, dtype=dt if dt in (xp.float32, xp.float64) else xp.float64)
+
+
+def _open(u):
+    """u moved off 0 (to the dtype's smallest normal number), so that F⁻¹(u) stays finite for
+    the unbounded models; random() returns 0 with probability 2^-24 (float32)."""
+    return xp.maximum(u, xp.finfo(u.dtype).tiny)
 
 
 # ---------------------------------------------------------------- Bernoulli, from logits
@@ -118,6 +146,42 @@ def student_t_grads(x, loc, log_scale, df):
             "df": d_nu * sigmoid(df)}
 
 
+# ---------------------------------------------------------------- categorical, from C logits
+def log_softmax(logits):
+    """log softmax(ℓ)_c = ℓ_c - m - log Σ_c' e^{ℓ_c' - m}, m = max_c ℓ_c, over the last axis.
+
+    The shift by the max (the same trick as the bound's log-sum-exp) keeps every exponent
+    <= 0: nothing overflows, and the largest term is exactly 1, so the log is never -inf.
+    """
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def onehot(x, C, dtype):
+    """[x_j = c]: (..., D) codes -> (..., D, C) of ``dtype``."""
+    return (x[..., None] == xp.arange(C, dtype=x.dtype)).astype(dtype)
+
+
+def categorical_log_prob(x, logits):
+    """log Φ(x_j | ℓ_j) = Σ_c [x_j = c] log softmax(ℓ_j)_c = ℓ_{j x_j} - log Σ_c e^{ℓ_jc}.
+
+    x: (..., D) integer codes 0..C-1 (as floats; broadcasting against logits' leading axes),
+    logits: (..., D, C) -> (..., D).
+    """
+    return (onehot(x, logits.shape[-1], logits.dtype) * log_softmax(logits)).sum(axis=-1)
+
+
+def categorical_grads(x, logits):
+    """{"logits": ∂ log Φ(x_j | ℓ_j) / ∂ℓ_jc = [x_j = c] - softmax(ℓ_j)_c}, (..., D, C).
+
+    Derivation: log Φ = ℓ_{j x_j} - log Σ_c' e^{ℓ_jc'}. The first term's derivative with
+    respect to ℓ_jc is [x_j = c]; the second's is e^{ℓ_jc} / Σ_c' e^{ℓ_jc'} = softmax_c.
+    (The Bernoulli gradient x - σ(ℓ) is the case C = 2 with logits (0, ℓ).) Each row sums to
+    0, so adding a constant to a feature's logits changes nothing, as it should.
+    """
+    return {"logits": onehot(x, logits.shape[-1], logits.dtype) - xp.exp(log_softmax(logits))}
+
+
 # ---------------------------------------------------------------- the models, as the IWAE uses them
 def bernoulli_log_prob_and_grads(x, logits, work=None):
     """Both Bernoulli functions at once: (log Φ(x|ℓ), {"logits": x - σ(ℓ)}), elementwise.
@@ -179,6 +243,7 @@ class Bernoulli(ObservationModel):
     """Bernoulli observations parametrised by logits (binary data, e.g. binarised MNIST)."""
     name = "bernoulli"
     heads = ("logits",)
+    per_feature = 1
     log_prob = staticmethod(bernoulli_log_prob)
     log_prob_grads = staticmethod(bernoulli_grads)
     log_prob_and_grads = staticmethod(bernoulli_log_prob_and_grads)
@@ -188,11 +253,22 @@ class Bernoulli(ObservationModel):
         """E[x | ℓ] = σ(ℓ)."""
         return sigmoid(logits)
 
+    @staticmethod
+    def draw(logits, u):
+        """x = [u < σ(ℓ)]: for u ~ U[0, 1), 1 with probability exactly σ(ℓ)."""
+        return (u < sigmoid(logits)).astype(logits.dtype)
+
+    @classmethod
+    def sample(cls, logits, rng):
+        """x ~ Bernoulli(σ(ℓ)), shape of ℓ."""
+        return cls.draw(logits, _uniform(rng, logits.shape, logits.dtype))
+
 
 class Gaussian(ObservationModel):
     """Diagonal, heteroscedastic Gaussian observations: a mean and a log-variance per feature."""
     name = "gaussian"
     heads = ("mean", "logvar")
+    per_feature = 1
     log_prob = staticmethod(gaussian_log_prob)
     log_prob_grads = staticmethod(gaussian_grads)
 
@@ -200,6 +276,16 @@ class Gaussian(ObservationModel):
     def mean(mean, logvar):
         """E[x | m, v] = m."""
         return mean
+
+    @staticmethod
+    def draw(mean, logvar, u):
+        """x = m + e^{v/2} Φ⁻¹(u), Φ⁻¹ the standard normal quantile (``ndtri``)."""
+        return (mean + xp.exp(0.5 * logvar) * special.ndtri(_open(u))).astype(mean.dtype)
+
+    @classmethod
+    def sample(cls, mean, logvar, rng):
+        """x ~ N(m, e^v), shape of m."""
+        return cls.draw(mean, logvar, _uniform(rng, mean.shape, mean.dtype))
 
 
 class StudentT(ObservationModel):
@@ -210,6 +296,7 @@ class StudentT(ObservationModel):
     """
     name = "student_t"
     heads = ("loc", "log_scale", "df")
+    per_feature = 1
     DF_MIN = STUDENT_T_DF_MIN
     log_prob = staticmethod(student_t_log_prob)
     log_prob_grads = staticmethod(student_t_grads)
@@ -220,5 +307,115 @@ class StudentT(ObservationModel):
         """E[x | μ, s, ν] = μ (finite since ν > 3)."""
         return loc
 
+    @classmethod
+    def draw(cls, loc, log_scale, df, u):
+        """x = μ + e^s T with T = F_ν⁻¹(u), the t distribution's inverse CDF.
 
-LIKELIHOODS = {m.name: m for m in (Bernoulli, Gaussian, StudentT)}
+        With p = 2 min(u, 1 - u), the t CDF gives |T| through the regularised incomplete beta
+        function: P(|T| > t) = I_{ν/(ν+t²)}(ν/2, ½), so |T| = sqrt(ν (1/β - 1)) with
+        β = I⁻¹_p(ν/2, ½), and T takes the sign of u - ½. No rejection loop (which would cost a
+        device sync per round).
+        """
+        nu = cls.degrees_of_freedom(df)
+        p = _open(2 * xp.minimum(u, 1 - u))
+        beta = special.betaincinv(0.5 * nu, 0.5, p)
+        t = xp.sqrt(nu * (1 / beta - 1)) * xp.where(u < 0.5, -1, 1)
+        return (loc + xp.exp(log_scale) * t).astype(loc.dtype)
+
+    @classmethod
+    def sample(cls, loc, log_scale, df, rng):
+        """x ~ t_ν(μ, e^s), shape of μ."""
+        return cls.draw(loc, log_scale, df, _uniform(rng, loc.shape, loc.dtype))
+
+
+class Categorical(ObservationModel):
+    """Categorical observations: a product of multinomials (one draw per feature) over C codes.
+
+    Each feature x_j is an integer code in {0, ..., C-1} (grey levels, a table's categorical
+    column, a symbol); the decoder gives it C logits ℓ_j1..ℓ_jC, and
+
+        Φ(x_j = c | ℓ_j) = softmax(ℓ_j)_c = e^{ℓ_jc} / Σ_c' e^{ℓ_jc'}.
+
+    An instance holds C (``Categorical(4)``); the logits head has shape (..., D, C), and the
+    decoder's affine head ``decoder.logits`` outputs D · C numbers per row, feature-major
+    (column j·C + c is ℓ_jc). Codes are carried as floats like every other x in minivae (exact
+    for any C < 2^24), and :meth:`check` is the one place that says which values are codes.
+    """
+    name = "categorical"
+    heads = ("logits",)
+
+    def __init__(self, n_categories):
+        if (isinstance(n_categories, bool) or not isinstance(n_categories, (int, numpy.integer))
+                or n_categories < 2):
+            raise ValueError(f"n_categories must be an integer >= 2 for the categorical "
+                             f"likelihood, got {n_categories!r}")
+        self.n_categories = self.per_feature = int(n_categories)
+
+    def __repr__(self):
+        return f"Categorical({self.n_categories})"
+
+    def check(self, x):
+        """Raise a one-line ValueError unless every entry of x is a code in {0, ..., C-1}."""
+        C = self.n_categories
+        bad = (x < 0) | (x > C - 1) | (x != xp.floor(x))
+        if bool(bad.any()):
+            v = float(x[bad][0]) if x.dtype.kind == "f" else int(x[bad][0])
+            raise ValueError(f"likelihood 'categorical' needs integer codes in 0..{C - 1} in "
+                             f"every observed entry, got {v!r}")
+
+    log_prob = staticmethod(categorical_log_prob)
+    log_prob_grads = staticmethod(categorical_grads)
+
+    def log_prob_and_grads(self, x, work=None, **heads):
+        """(log Φ, {"logits": ∂ log Φ/∂ℓ}) for a training step, sharing one log-softmax and one
+        one-hot between the two (:func:`categorical_log_prob`, :func:`categorical_grads`)."""
+        logits = heads["logits"]
+        log_p = log_softmax(logits)
+        hot = onehot(x, self.n_categories, logits.dtype)
+        return (hot * log_p).sum(axis=-1), {"logits": hot - xp.exp(log_p)}
+
+    @staticmethod
+    def probs(logits):
+        """softmax(ℓ) over the last axis: (..., D, C), each row summing to 1."""
+        return xp.exp(log_softmax(logits))
+
+    def mean(self, logits):
+        """E[x_j | ℓ_j] = Σ_c c softmax(ℓ_j)_c, the expected code: (..., D).
+
+        For ordered codes such as grey levels this is the picture to show; for unordered
+        categories use :meth:`probs` (the imputer imputes the most probable category).
+        """
+        return self.probs(logits) @ xp.arange(self.n_categories, dtype=logits.dtype)
+
+    def draw(self, logits, u):
+        """x_j = #{c < C-1 : F_jc <= u_j}, F_jc = Σ_{c' <= c} softmax_c': the inverse CDF at
+        u (..., D), one uniform per feature. The count runs over c < C-1 only, so a u_j that
+        the float rounding of F puts above F_{j,C-1} still gives a valid code, C-1."""
+        cdf = xp.cumsum(self.probs(logits), axis=-1)[..., :-1]             # (..., D, C-1)
+        return (cdf <= u[..., None]).sum(axis=-1).astype(logits.dtype)
+
+    def sample(self, logits, rng):
+        """x ~ Π_j Categorical(softmax(ℓ_j)): codes of shape (..., D)."""
+        return self.draw(logits, _uniform(rng, logits.shape[:-1], logits.dtype))
+
+
+#: name -> observation model; categorical is a class to instantiate with C (see make).
+LIKELIHOODS = {m.name: m for m in (Bernoulli, Gaussian, StudentT, Categorical)}
+
+
+def make(name, n_categories=None):
+    """The observation model called ``name`` (the class itself; an instance for categorical).
+
+    n_categories is C for ``categorical`` (required there) and must be None otherwise.
+    """
+    if name not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
+    if name == "categorical":
+        if n_categories is None:
+            raise ValueError("likelihood 'categorical' needs n_categories (C, the number of "
+                             "codes per feature)")
+        return Categorical(n_categories)
+    if n_categories is not None:
+        raise ValueError(f"n_categories is for the categorical likelihood only, not {name!r}")
+    return LIKELIHOODS[name]
+

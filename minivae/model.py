@@ -41,7 +41,7 @@ from .bound import (head_grads, iwae_bound, kl_divergence, kl_grads, log_prior, 
                     log_weights_backward, logsumexp_weights, masked_log_likelihood,
                     masked_log_weights, reparametrize, reparametrize_backward)
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
-from .likelihoods import LIKELIHOODS
+from .likelihoods import LIKELIHOODS, make as make_likelihood
 from .workspace import Workspace
 
 DTYPES = validate.FLOAT_DTYPES
@@ -83,15 +83,18 @@ class Decoder:
     """η = f_θ(z): an MLP and one affine head per parameter of the observation model.
 
     Weights ``decoder.{i}.W/b`` and ``decoder.{head}.W/b`` in ``params``. Works on z of any
-    leading shape (..., d), e.g. (K, B, d), flattened to rows for the matrix products.
+    leading shape (..., d), e.g. (K, B, d), flattened to rows for the matrix products. Each head
+    has shape (..., *head_shape): (..., D), or (..., D, C) for the categorical model, whose
+    affine head outputs D · C numbers per row (feature-major: column j·C + c is ℓ_jc).
     """
 
-    def __init__(self, params, n_hidden, activation, heads):
+    def __init__(self, params, n_hidden, activation, heads, head_shape):
         self.params, self.n_hidden, self.activation, self.heads = \
             params, n_hidden, activation, heads
+        self.head_shape = tuple(head_shape)
 
     def forward(self, z):
-        """z: (..., d) -> heads: dict head -> (..., D), cache."""
+        """z: (..., d) -> heads: dict head -> (..., *head_shape), cache."""
         p = self.params
         lead = z.shape[:-1]
         h, mlp_cache = mlp_forward(z.reshape(-1, z.shape[-1]), p, "decoder", self.n_hidden,
@@ -100,7 +103,7 @@ class Decoder:
         for name in self.heads:
             eta, head_caches[name] = affine_forward(h, p[f"decoder.{name}.W"],
                                                     p[f"decoder.{name}.b"])
-            heads[name] = eta.reshape(lead + eta.shape[-1:])
+            heads[name] = eta.reshape(lead + self.head_shape)
         return heads, (lead, mlp_cache, head_caches)
 
     def backward(self, dheads, cache, grads):
@@ -109,8 +112,9 @@ class Decoder:
         dh = 0
         for name in self.heads:
             d = dheads[name]
+            rows = d.reshape(-1, self.params[f"decoder.{name}.b"].shape[0])   # (N, D·per)
             dh_head, grads[f"decoder.{name}.W"], grads[f"decoder.{name}.b"] = \
-                affine_backward(d.reshape(-1, d.shape[-1]), head_caches[name])
+                affine_backward(rows, head_caches[name])
             dh = dh + dh_head
         dz = mlp_backward(dh, mlp_cache, "decoder", self.activation, grads)
         return dz.reshape(lead + dz.shape[-1:])
@@ -130,10 +134,13 @@ class IWAE:
         ``hidden=()`` makes both heads affine: with ``likelihood="gaussian"`` that is the
         linear-Gaussian model of factor analysis and PPCA.
     activation : "tanh" (default, as Burda et al.), "relu" or "softplus".
-    likelihood : "bernoulli", "gaussian" or "student_t" (see :mod:`minivae.likelihoods`).
+    likelihood : "bernoulli", "gaussian", "student_t" or "categorical" (see
+        :mod:`minivae.likelihoods`).
     dtype : "float32" (default) or "float64" (what gradient checks use).
     seed : int >= 0
         Seeds the Glorot-uniform initialisation and the generator of the noise ε.
+    n_categories : int
+        C, the number of codes per feature, for ``likelihood="categorical"`` (None otherwise).
 
     Attributes
     ----------
@@ -142,6 +149,7 @@ class IWAE:
         Names: ``encoder.{i}.W/b`` and ``decoder.{i}.W/b`` for hidden layers, ``encoder.mean``,
         ``encoder.logvar`` and one ``decoder.{head}`` per likelihood head, each with ``.W`` of
         shape (in, out) and ``.b`` of shape (out,); every affine map computes ``h @ W + b``.
+        A categorical head ``decoder.logits`` has out = D · C (column j·C + c is ℓ_jc).
     encoder, decoder : :class:`Encoder`, :class:`Decoder` computing with ``params``.
     workspace : :class:`minivae.workspace.Workspace`, the arrays :meth:`bound_and_grads` reuses
         from one step to the next (its largest, (K, B, D) each).
@@ -151,18 +159,23 @@ class IWAE:
     analytic_kl = False
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
-                 likelihood="bernoulli", dtype="float32", seed=0):
+                 likelihood="bernoulli", dtype="float32", seed=0, n_categories=None):
         self.x_dim = validate.positive_int("x_dim", x_dim)
         self.z_dim = validate.positive_int("z_dim", z_dim)
         self.hidden = validate.hidden(hidden)
         self.activation = validate.choice("activation", activation, ACTIVATIONS)
-        self.likelihood = LIKELIHOODS[validate.choice("likelihood", likelihood, LIKELIHOODS)]
+        self.likelihood = make_likelihood(validate.choice("likelihood", likelihood, LIKELIHOODS),
+                                          n_categories)
+        self.n_categories = None if n_categories is None else self.likelihood.n_categories
+        # Every head has shape (..., D), or (..., D, C) for the categorical model.
+        per = self.likelihood.per_feature
+        self.head_shape = (self.x_dim,) if per == 1 else (self.x_dim, per)
         self.dtype = validate.dtype(dtype)
         self.seed = validate.seed("seed", seed)
         self.params = self._init_params(self.seed)
         self.encoder = Encoder(self.params, len(self.hidden), self.activation)
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
-                               self.likelihood.heads)
+                               self.likelihood.heads, self.head_shape)
         self.rng = backend.default_rng(self.seed)
         self.workspace = Workspace()          # bound_and_grads's arrays, reused at every step
 
@@ -171,7 +184,7 @@ class IWAE:
         """The constructor's arguments: ``type(model)(**model.get_config())`` rebuilds it."""
         return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "activation": self.activation, "likelihood": self.likelihood.name,
-                "dtype": self.dtype, "seed": self.seed}
+                "dtype": self.dtype, "seed": self.seed, "n_categories": self.n_categories}
 
     def _layer_shapes(self):
         """(name, fan_in, fan_out) of every affine map, in a fixed order."""
@@ -180,7 +193,8 @@ class IWAE:
         shapes = [(f"encoder.{i}", enc[i], enc[i + 1]) for i in range(len(self.hidden))]
         shapes += [(f"encoder.{h}", enc[-1], self.z_dim) for h in ("mean", "logvar")]
         shapes += [(f"decoder.{i}", dec[i], dec[i + 1]) for i in range(len(self.hidden))]
-        shapes += [(f"decoder.{h}", dec[-1], self.x_dim) for h in self.likelihood.heads]
+        out = self.x_dim * self.likelihood.per_feature
+        shapes += [(f"decoder.{h}", dec[-1], out) for h in self.likelihood.heads]
         return shapes
 
     def _init_params(self, seed):
@@ -201,9 +215,10 @@ class IWAE:
 
     def __repr__(self):
         kind = type(self).__name__
+        extra = "" if self.n_categories is None else f", n_categories={self.n_categories}"
         return (f"{kind}(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"activation={self.activation!r}, likelihood={self.likelihood.name!r}, "
-                f"dtype={self.dtype!r}, seed={self.seed})")
+                f"dtype={self.dtype!r}, seed={self.seed}{extra})")
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, x, k, eps, mask):
@@ -227,6 +242,8 @@ class IWAE:
         if self.likelihood.name == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
             raise ValueError("likelihood 'bernoulli' needs binary x (0 or 1 in every observed "
                              "entry); binarise the data first")
+        if self.likelihood.name == "categorical":
+            self.likelihood.check(x)
         if eps is not None:
             eps = validate.shape("eps", backend.asarray(eps), (k, x.shape[0], self.z_dim))
             eps = validate.finite_real_array("eps", eps, self.dtype)
@@ -250,7 +267,8 @@ class IWAE:
         return mean, logvar
 
     def decode(self, z):
-        """The decoder's heads η = f_θ(z): dict head -> (..., D) for z of shape (..., d).
+        """The decoder's heads η = f_θ(z): dict head -> (..., D) for z of shape (..., d)
+        ((..., D, C) for the categorical model).
 
         z must be real and finite (a complex z is refused, not silently made real)."""
         z = validate.finite_real_array("z", backend.asarray(z), self.dtype)
@@ -262,6 +280,11 @@ class IWAE:
     def observation_mean(self, z):
         """E[x | z] under the decoder (Bernoulli probabilities, Gaussian means, ...)."""
         return self.likelihood.mean(**self.decode(z))
+
+    def sample_observation(self, z, rng=None):
+        """A draw x ~ p_θ(x|z), shape (..., D), for z of shape (..., d); ``rng`` a generator
+        of the backend (default: the model's own)."""
+        return self.likelihood.sample(**self.decode(z), rng=self.rng if rng is None else rng)
 
     # ------------------------------------------------------------------ the bound's pieces
     def forward(self, x, k, eps=None, mask=None, check=True):
@@ -339,8 +362,10 @@ class VAE(IWAE):
     """
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
-                 likelihood="bernoulli", dtype="float32", seed=0, analytic_kl=True):
-        super().__init__(x_dim, z_dim, hidden, activation, likelihood, dtype, seed)
+                 likelihood="bernoulli", dtype="float32", seed=0, analytic_kl=True,
+                 n_categories=None):
+        super().__init__(x_dim, z_dim, hidden, activation, likelihood, dtype, seed,
+                         n_categories)
         self.analytic_kl = validate.boolean("analytic_kl", analytic_kl)
 
     def get_config(self):

@@ -86,28 +86,38 @@ def _save_grid(grid, path, title, zoom=2, dpi=DPI):
 def ancestral_sample(decode_logits, z, u):
     """Ancestral sampling from a Bernoulli DLVM, given z ~ p(z) (n, d) and uniforms u (n, D):
     returns (means, x) with means = E[x|z] = σ(f_θ(z)) and x_j = [u_j < means_j], a draw from
-    p_θ(x|z). ``decode_logits(z)`` returns the decoder's logits f_θ(z). (Lab 7.)"""
-    means = Bernoulli.mean(decode_logits(z))
-    return means, (u < means).astype(means.dtype)
+    p_θ(x|z) (:meth:`minivae.likelihoods.Bernoulli.draw`). ``decode_logits(z)`` returns the
+    decoder's logits f_θ(z). (Lab 7.)"""
+    logits = decode_logits(z)
+    return Bernoulli.mean(logits), Bernoulli.draw(logits, u)
+
+
+def grey_levels(model, x):
+    """Data or model outputs as grey levels in [0, 1]: categorical codes 0..C-1 are divided
+    by C - 1 (quantised images); every other model's x is already on that scale."""
+    C = getattr(model.likelihood, "n_categories", None)
+    return x if C is None else x / (C - 1)
 
 
 def sample_images(model, n, draws=False, seed=0):
-    """n images from the model: E[x|z] with z ~ N(0, I) (or a Bernoulli draw when ``draws``).
+    """n images from the model: E[x|z] with z ~ N(0, I), or draws x ~ p(x|z) when ``draws``.
 
-    Returns an (n, D) NumPy array. z and the draws come from a NumPy generator seeded with
-    ``seed`` (the same pictures on CPU and GPU).
+    Returns an (n, D) NumPy array of grey levels (:func:`grey_levels`). z comes from a NumPy
+    generator seeded with ``seed``, and so do the uniforms u (n, D) of the draws, made by the
+    observation model's inverse CDF (:meth:`minivae.likelihoods.Bernoulli.draw` and co.; for
+    the Bernoulli model through lab 7's :func:`ancestral_sample`): the same pictures on CPU
+    and GPU.
     """
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n, model.z_dim))
-    zb = backend.asarray(z, dtype=model.dtype)
+    z = backend.asarray(rng.standard_normal((n, model.z_dim)), dtype=model.dtype)
     if not draws:
-        return backend.to_numpy(model.observation_mean(zb))
-    if model.likelihood.name != "bernoulli":
-        raise ValueError("drawing samples (--draws) needs the bernoulli likelihood; "
-                         "without it the pictures show E[x|z]")
+        return grey_levels(model, backend.to_numpy(model.observation_mean(z)))
     u = backend.asarray(rng.random((n, model.x_dim)))          # float64, as drawn
-    _, x = ancestral_sample(lambda z: model.decode(z)["logits"], zb, u)
-    return backend.to_numpy(x)
+    if model.likelihood.name == "bernoulli":                   # lab 7's function
+        _, x = ancestral_sample(lambda z: model.decode(z)["logits"], z, u)
+    else:
+        x = model.likelihood.draw(**model.decode(z), u=u)
+    return grey_levels(model, backend.to_numpy(x))
 
 
 def save_samples(model, path, n=100, draws=False, seed=0, ncols=10):
@@ -117,15 +127,15 @@ def save_samples(model, path, n=100, draws=False, seed=0, ncols=10):
 
 
 def reconstruct(model, x):
-    """E[x | z = μ_γ(x)]: the decoder's mean at the posterior mean, (N, D) NumPy."""
+    """E[x | z = μ_γ(x)]: the decoder's mean at the posterior mean, (N, D) NumPy grey levels."""
     mean, _ = model.encode(x)
-    return backend.to_numpy(model.observation_mean(mean))
+    return grey_levels(model, backend.to_numpy(model.observation_mean(mean)))
 
 
 def save_reconstructions(model, x, path, ncols=10):
     """Rows of ``ncols`` test images, each followed by a row of their reconstructions."""
-    x = np.asarray(x)
     recon = reconstruct(model, x)
+    x = grey_levels(model, np.asarray(x))
     rows = []
     for i in range(0, len(x), ncols):
         for block in (x[i:i + ncols], recon[i:i + ncols]):
@@ -147,7 +157,8 @@ def save_manifold(model, path, n=20):
     if model.z_dim != 2:
         raise ValueError(f"the latent manifold needs z_dim = 2, this model has {model.z_dim}")
     z = manifold_grid(n)
-    mean = backend.to_numpy(model.observation_mean(backend.asarray(z, dtype=model.dtype)))
+    mean = grey_levels(model, backend.to_numpy(model.observation_mean(
+        backend.asarray(z, dtype=model.dtype))))
     return _save_grid(image_grid(mean, n, pad=0), path,
                "learned manifold: E[x|z] on a grid of z = Φ⁻¹(p), p in [0.05, 0.95]")
 

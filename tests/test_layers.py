@@ -4,7 +4,7 @@ import pytest
 
 from minivae import layers
 from minivae.gradcheck import check_function, check_layer, format_report, max_error
-from minivae.likelihoods import LIKELIHOODS
+from minivae.likelihoods import LIKELIHOODS, make
 from helpers import dev, host
 
 TOL = 1e-6
@@ -60,16 +60,20 @@ def test_mlp(activation):
 @pytest.mark.parametrize("masked", [False, True])
 def test_observation_model(name, masked):
     """∂ Σ_j m_j log Φ(x_j | η_j) / ∂η against finite differences, with and without a mask."""
-    model = LIKELIHOODS[name]
+    model = make(name, 3 if name == "categorical" else None)
     rng = np.random.default_rng(4)
     shape = (3, 5)
     x = (rng.random(shape) < 0.5) * 1.0 if name == "bernoulli" else rng.standard_normal(shape)
-    heads = dev({h: rng.standard_normal(shape) for h in model.heads})
+    if name == "categorical":                 # codes 0..2, three logits per feature
+        x = rng.integers(0, 3, shape).astype(float)
+    head_shape = shape + (() if model.per_feature == 1 else (model.per_feature,))
+    heads = dev({h: rng.standard_normal(head_shape) for h in model.heads})
     x, mask = dev(x, rng.random(shape) < 0.6 if masked else np.ones(shape, bool))
+    mask_h = mask if model.per_feature == 1 else mask[..., None]
 
     def f():
         return float((model.log_prob(x, **heads) * mask).sum())
-    analytic = {h: g * mask for h, g in model.log_prob_grads(x, **heads).items()}
+    analytic = {h: g * mask_h for h, g in model.log_prob_grads(x, **heads).items()}
     assert_passes(check_function(f, heads, analytic))
 
 

@@ -3,7 +3,7 @@
 Examples:
   minivae sample runs/iwae5                  # samples.png, reconstructions.png into RUN_DIR
   minivae sample runs/z2 --out pictures/     # + manifold.png, latent_scatter.png (z_dim = 2)
-  minivae sample runs/iwae5 --draws          # binary draws from p(x|z) instead of E[x|z]
+  minivae sample runs/iwae5 --draws          # draws x ~ p(x|z) instead of E[x|z]
 
 Writes PNG files (matplotlib's Agg backend, no display needed):
   samples.png          --n images E[x|z] (or draws) for z ~ N(0, I)
@@ -25,7 +25,7 @@ def add_arguments(parser):
     parser.add_argument("--n", type=positive_int, default=100,
                         help="number of prior samples (default: 100, a 10 x 10 grid)")
     parser.add_argument("--draws", action="store_true",
-                        help="show binary draws from p(x|z) rather than the means E[x|z]")
+                        help="show draws from p(x|z) rather than the means E[x|z]")
     parser.add_argument("--n-recon", type=positive_int, default=30,
                         help="test images to reconstruct (default: 30)")
     parser.add_argument("--grid", type=positive_int, default=20,
