@@ -22,6 +22,15 @@ Multiple imputation: sampling importance resampling (SIR). Draw an index l with 
 w̃_l, then x^m ~ p_θ(x^m|z_l); as L grows the pairs (z_l, x^m) become draws from
 p_θ(z, x^m|x^o). Repeated M times this gives M completed data sets.
 
+Categorical data (``likelihood="categorical"``: every column holds integer codes 0..C-1, a
+product of multinomials): the conditional mean of a code means nothing, so the single
+imputation is the most probable category under the importance-weighted predictive,
+
+    x̂_j = argmax_c Σ_l w̃_l softmax(η_j(z_l))_c   ≈ argmax_c p_θ(x_j = c | x^o),
+
+(the imputation of least misclassification rate, as the mean is that of least squared error);
+multiple imputations are SIR draws of codes, as above.
+
 Shapes: n rows, D = features, d = latent dimensions, L importance samples, M imputations.
 """
 import sys
@@ -37,8 +46,9 @@ from .ops import logsumexp_weights
 from .optim import Adam
 from .train import Diverged, train_epoch
 
-#: The observation models for real-valued tables (the choices of ``likelihood``).
-LIKELIHOODS = ("student_t", "gaussian")
+#: The observation models of the imputer (the choices of ``likelihood``): two for real-valued
+#: tables, and categorical for tables of integer codes (every column a categorical variable).
+LIKELIHOODS = ("student_t", "gaussian", "categorical")
 #: Adam's ε: Kingma & Ba's and TensorFlow 1's (the authors' notebooks), not minivae's default
 #: 1e-4 (Burda et al.'s setting for MNIST), so that the benchmark follows the authors' recipe.
 ADAM_EPS = 1e-8
@@ -114,7 +124,9 @@ class MIWAEImputer:
     hidden : tuple of int
         Hidden widths of the encoder (the decoder mirrors them); the paper: (128, 128).
     activation : "tanh" (the paper), "relu" (the authors' later notebooks) or "softplus".
-    likelihood : "student_t" (default, as the paper's notebooks) or "gaussian".
+    likelihood : "student_t" (default, as the paper's notebooks) or "gaussian" for real
+        values; "categorical" for integer codes 0..C-1 in every column (not standardised;
+        imputed by the most probable category, see the module's docstring).
     k : int
         Importance samples K in the training bound (the paper: 20).
     epochs, batch_size, lr :
@@ -129,6 +141,8 @@ class MIWAEImputer:
         Seeds the initialisation, the shuffling and every Monte Carlo draw.
     verbose : int
         If > 0, print the training bound every ``verbose`` epochs to stderr.
+    n_categories : int or None
+        C for ``likelihood="categorical"``; None: 1 + the largest code observed by fit.
 
     Attributes (after fit)
     ----------------------
@@ -136,14 +150,22 @@ class MIWAEImputer:
     mean_, scale_ : (D,) the observed mean and standard deviation of each column (scale 1 for a
         constant column) used to standardise, (x - mean_) / scale_.
     history_ : list of float, the mean MIWAE bound over each epoch's batches.
+    n_categories_ : C of the categorical model (None for real-valued data).
     n_features_in_ : int, D.
     """
 
     def __init__(self, z_dim=10, hidden=(128, 128), activation="tanh", likelihood="student_t",
                  k=20, epochs=500, batch_size=64, lr=1e-3, n_samples=10000, chunk_size=2 ** 16,
-                 dtype="float32", seed=0, verbose=0):
-        # Real-valued data: the likelihoods with a location and a scale.
+                 dtype="float32", seed=0, verbose=0, n_categories=None):
+        # Real-valued data: the likelihoods with a location and a scale; or integer codes.
         self.likelihood = validate.choice("likelihood", likelihood, LIKELIHOODS)
+        if n_categories is not None:
+            if likelihood != "categorical":
+                raise ValueError("n_categories is for likelihood='categorical' only")
+            n_categories = validate.positive_int("n_categories", n_categories)
+            if n_categories < 2:
+                raise ValueError(f"n_categories must be at least 2, got {n_categories}")
+        self.n_categories = n_categories
         self.z_dim = validate.positive_int("z_dim", z_dim)
         self.hidden = validate.hidden(hidden)
         self.activation = validate.choice("activation", activation, ACTIVATIONS)
@@ -173,15 +195,22 @@ class MIWAEImputer:
         if empty.size:
             raise ValueError(f"column {empty[0]} of X has no observed value: nothing to learn "
                              f"it from ({empty.size} such column(s))")
-        # Standardise with the observed entries only: the model then sees unit-scale features
-        # (the Student's t and the Glorot initialisation both assume it), whatever the units.
-        self.mean_, self.scale_ = _observed_location_scale(X)
         self.n_features_in_ = X.shape[1]
+        n_categories = None
+        if self.likelihood == "categorical":
+            # Codes are labels, not magnitudes: no standardisation (mean 0, scale 1).
+            n_categories = _categories(X, mask, self.n_categories)
+            self.mean_, self.scale_ = numpy.zeros(X.shape[1]), numpy.ones(X.shape[1])
+        else:
+            # Standardise with the observed entries only: the model then sees unit-scale
+            # features (the Student's t and the Glorot initialisation both assume it).
+            self.mean_, self.scale_ = _observed_location_scale(X)
+        self.n_categories_ = n_categories
         # The model's own RNG draws the training ε; a separate host RNG shuffles, so that the
         # order does not depend on the backend's generator (imputation: see transform).
         self.model_ = IWAE(X.shape[1], self.z_dim, hidden=self.hidden,
                            activation=self.activation, likelihood=self.likelihood,
-                           dtype=self.dtype, seed=self.seed)
+                           dtype=self.dtype, seed=self.seed, n_categories=n_categories)
         self._rng = numpy.random.default_rng([self.seed, 0x1A7E])
         x, m = self._to_device(X, mask)
         self.history_ = []
@@ -260,6 +289,8 @@ class MIWAEImputer:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} columns, the imputer was fitted on "
                              f"{self.n_features_in_}")
+        if self.n_categories_ is not None:
+            _categories(X, mask, self.n_categories_)
         M = n_imputations or 1
         out = numpy.repeat(X[None], M, axis=0)           # observed entries copied as they are
         rows = numpy.flatnonzero(~mask.all(axis=1))      # only rows with something to impute
@@ -300,9 +331,13 @@ class MIWAEImputer:
         z (L_c, B, d).
         """
         for log_w, cache in pieces:
-            lse, _ = logsumexp_weights(log_w)
-            means = self.model_.likelihood.mean(**cache["heads"])         # E[x|z_l]: (k, B, D)
-            est = snis_impute(cache["x"], cache["mask"], log_w, means)
+            lse, w = logsumexp_weights(log_w)
+            if self.n_categories_ is None:
+                means = self.model_.likelihood.mean(**cache["heads"])     # E[x|z_l]: (k, B, D)
+                est = snis_impute(cache["x"], cache["mask"], log_w, means)
+            else:       # this piece's Σ_l w̃_l softmax(η_l) ≈ p(x_j = c | x^o): (B, D, C)
+                est = (w[..., None, None] * self.model_.likelihood.probs(**cache["heads"])
+                       ).sum(axis=0)
             yield lse, est, (log_w, cache["z"]) if keep else None
 
     def _conditional_mean(self, pieces):
@@ -316,7 +351,14 @@ class MIWAEImputer:
         lses, ests = zip(*((lse, est) for lse, est, _ in self._pass_estimates(pieces, False)))
         total, omega = logsumexp_weights(xp.stack(lses))                 # over pieces: (C, B)
         self._check_weights(total)
-        return (omega[..., None] * xp.stack(ests)).sum(axis=0)
+        ests = xp.stack(ests)
+        est = (omega.reshape(omega.shape + (1,) * (ests.ndim - 2)) * ests).sum(axis=0)
+        if self.n_categories_ is not None:
+            # Σ_l w̃_l softmax(η_l): the importance-weighted predictive p(x_j = c | x^o),
+            # (B, D, C); impute its most probable category (the imputation of least
+            # misclassification rate, as the conditional mean is of least squared error).
+            est = xp.argmax(est, axis=-1).astype(ests.dtype)
+        return est
 
     def _resample(self, pieces, L, M, generators):
         """SIR: M draws (M, B, D) of x ~ p(x|z_l), l drawn with probability w̃_l over all L;
@@ -341,6 +383,20 @@ class MIWAEImputer:
         if not bool(xp.isfinite(total).all()):
             raise DivergenceError("the importance weights are not finite (a NaN or infinite "
                                   "log-weight): the model cannot impute these rows")
+
+
+def _categories(X, mask, n_categories=None):
+    """C for categorical columns: ``n_categories``, or 1 + the largest observed code. Every
+    observed entry must be an integer code in 0..C-1 (one-line ValueError otherwise)."""
+    obs = X[mask]
+    bad = (obs < 0) | (obs != numpy.floor(obs))
+    if n_categories is not None:
+        bad |= obs > n_categories - 1
+    if bad.any():
+        top = "" if n_categories is None else f"..{n_categories - 1}"
+        raise ValueError(f"likelihood 'categorical' needs integer codes 0{top} in the observed "
+                         f"entries, got {obs[bad][0]!r}")
+    return n_categories if n_categories is not None else max(2, int(obs.max()) + 1)
 
 
 def _observed_location_scale(X):

@@ -90,6 +90,8 @@ class TrainConfig:
                             "grey levels in [0, 1] (default: dynamic for bernoulli, none "
                             "otherwise)", BINARIZATIONS)
     likelihood: str = _option("bernoulli", "observation model p(x|z)", tuple(LIKELIHOODS))
+    levels: int = _option(None, "with likelihood categorical: quantise the grey levels to C "
+                          "codes 0..C-1 (equal-width bins), each pixel one of C categories")
     k: int = _option(5, "importance samples K of the bound L_K; 1 is the VAE")
     analytic_kl: bool = _option(False, "train the VAE bound E_q[log p(x|z)] - KL(q||p) with "
                                 "the KL in closed form (the expectation estimated with k "
@@ -139,6 +141,16 @@ class TrainConfig:
         self.seed = validate.seed("seed", self.seed)
         if self.likelihood == "bernoulli" and self.binarize == "none":
             raise ValueError("likelihood bernoulli needs binary data: binarize dynamic or fixed")
+        if (self.likelihood == "categorical") != (self.levels is not None):
+            raise ValueError("levels (C, the grey levels: codes 0..C-1) goes with likelihood "
+                             "categorical, and only with it")
+        if self.levels is not None:
+            self.levels = validate.positive_int("levels", self.levels)
+            if self.levels < 2:
+                raise ValueError(f"levels must be at least 2, got {self.levels}")
+            if self.binarize != "none":
+                raise ValueError("likelihood categorical quantises the grey levels itself: "
+                                 "binarize none")
         if self.schedule == "burda" and self.epochs > BURDA_PASSES:
             raise ValueError(f"the burda schedule has {BURDA_PASSES} passes; got "
                              f"epochs={self.epochs}")
@@ -277,6 +289,9 @@ def load_data(config, name=None, data_dir=None):
     ds = data.load_dataset(name or config.data, data_dir or config.data_dir,
                            dtype=np.dtype(config.dtype))
     ds = data.prepare(ds, config.binarize, seed=config.seed)     # checks [0, 1] as well
+    if config.levels is not None:                                # categorical: codes 0..C-1
+        ds = dataclasses.replace(ds, x_train=data.quantize(ds.x_train, config.levels),
+                                 x_test=data.quantize(ds.x_test, config.levels))
     x_test = ds.x_test
     if config.binarize == "dynamic":
         x_test = data.fixed_binarize(ds.x_test, TEST_BINARIZATION_SEED)
@@ -293,9 +308,9 @@ def _derived_seed(seed, stream):
 def build_model(config, x_dim):
     if config.analytic_kl:
         return VAE(x_dim, config.z_dim, config.hidden, config.activation, config.likelihood,
-                   config.dtype, config.seed, analytic_kl=True)
+                   config.dtype, config.seed, analytic_kl=True, n_categories=config.levels)
     return IWAE(x_dim, config.z_dim, config.hidden, config.activation, config.likelihood,
-                config.dtype, config.seed)
+                config.dtype, config.seed, n_categories=config.levels)
 
 
 class Run:

@@ -68,10 +68,10 @@ def flag(name):
 #: argparse types of TrainConfig's fields (the others are text or choices).
 _TYPES = {"k": positive_int, "eval_k": positive_int, "z_dim": positive_int,
           "batch_size": positive_int, "epochs": nonnegative_int, "eval_n": nonnegative_int,
-          "seed": seed, "lr": positive_real, "hidden": hidden_widths}
+          "seed": seed, "lr": positive_real, "hidden": hidden_widths, "levels": positive_int}
 #: How the options are grouped in --help.
 GROUPS = (("data", ("data", "data_dir", "binarize")),
-          ("model and objective", ("likelihood", "k", "analytic_kl", "z_dim", "hidden",
+          ("model and objective", ("likelihood", "levels", "k", "analytic_kl", "z_dim", "hidden",
                                    "activation", "dtype")),
           ("optimisation", ("epochs", "batch_size", "lr", "schedule", "seed")),
           ("monitoring", ("eval_n", "eval_k")))

@@ -5,7 +5,9 @@ value), trains a deep latent variable model on the incomplete data with the MIWA
 writes OUTPUT.csv: the same columns in the same order, observed cells exactly as they were,
 missing cells filled with the single imputation E[x_miss | x_obs] estimated by importance
 sampling. In a column whose observed cells are all integers the imputed values are rounded to
-integers (--keep-float keeps them as they are).
+integers (--keep-float keeps them as they are). With --likelihood categorical every column is
+a categorical variable coded 0..C-1, and a missing cell gets the most probable category under
+the importance-weighted predictive Σ_l w̃_l p(x_j | z_l).
 
 With --n-imputations M it writes M completed data sets instead, OUTPUT_1.csv ... OUTPUT_M.csv,
 each one draw from p(x_miss | x_obs) by sampling importance resampling (multiple imputation).
@@ -36,7 +38,9 @@ def add_arguments(parser):
     parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default="tanh",
                         help="hidden activation (default: tanh, as the paper)")
     parser.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
-                        help="observation model (default: student_t)")
+                        help="observation model: student_t or gaussian for real values, "
+                        "categorical when every column holds integer codes 0..C-1 (imputed by "
+                        "the most probable category) (default: student_t)")
     parser.add_argument("--k", type=positive_int, default=20,
                         help="importance samples K in the training bound (default: 20)")
     parser.add_argument("--epochs", type=positive_int, default=500, help="training epochs (default: 500)")
