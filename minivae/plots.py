@@ -391,3 +391,4 @@ def save_latent2d_figures(model, x_train, y_train, out, seed=0, grid=20):
         os.path.join(out, "latent.png"), codes, y_train[:n],
         points=[(f"({a}, {b})", (a, b)) for a, b in LECTURE_POINTS]))
     return paths
+

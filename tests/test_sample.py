@@ -87,3 +87,23 @@ def test_model_sample_observation_shapes():
         m = minivae.IWAE(7, 2, hidden=(4,), likelihood=lik, seed=0, **kw)
         x = backend.to_numpy(m.sample_observation(np.zeros((3, 6, 2))))
         assert x.shape == (3, 6, 7) and np.all(np.isfinite(x))
+
+
+def test_sample_is_draw_at_the_generators_uniforms():
+    """sample(heads, rng) = draw(heads, u) with u the generator's next random(): one inverse-
+    CDF mechanism, so a caller holding its uniforms (lab 7, the pictures) gets the same x."""
+    rng = np.random.default_rng(3)
+    shape = (4, 6)
+    cases = [(Bernoulli, {"logits": rng.standard_normal(shape)}),
+             (Gaussian, {"mean": rng.standard_normal(shape), "logvar": rng.standard_normal(shape)}),
+             (StudentT, {"loc": rng.standard_normal(shape), "log_scale": rng.standard_normal(shape),
+                         "df": rng.standard_normal(shape)}),
+             (Categorical(3), {"logits": rng.standard_normal(shape + (3,))})]
+    for model, heads in cases:
+        heads = {h: backend.asarray(v) for h, v in heads.items()}
+        a = model.sample(**heads, rng=backend.default_rng(9))
+        u = backend.default_rng(9).random(shape, dtype=np.float64)
+        b = model.draw(**heads, u=u)
+        assert np.array_equal(backend.to_numpy(a), backend.to_numpy(b)), model
+        # u = 0 (which random() can return) still gives a finite draw.
+        assert np.all(np.isfinite(backend.to_numpy(model.draw(**heads, u=0 * u))))
