@@ -191,6 +191,87 @@ def iwae_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):
     return log_weights_backward(w, w[..., None] * dlogpx_dz, z, eps, logvar)
 
 
+# ---------------------------------------------------------------- encoder gradient estimators
+#: The estimators of the encoder's gradient (the decoder's is the same for all three).
+ESTIMATORS = ("iwae", "stl", "dreg")
+
+
+def path_grads(g, dz, z, eps, logvar):
+    """∂/∂z_k of Σ_k g_k log w_k through z_k only, the *path* term (q's parameters held):
+
+        ∂ log w_k/∂z_k = ∂ log p_θ(x|z_k)/∂z_k - z_k + ε_k e^{-v/2},
+
+    the last term from -log q_γ(z|x) = ½ (z - μ)² e^{-v} + ...: ∂(-log q)/∂z = (z - μ) e^{-v}
+    = ε e^{-v/2}. dz: (K, B, d) = Σ_k g_k ∂ log p_θ(x|z_k)/∂z_k already weighted (the
+    decoder's backward pass); g: (K, B); z, eps: (K, B, d); logvar: (B, d) -> (K, B, d).
+    """
+    return dz + g[..., None] * (eps * xp.exp(-0.5 * logvar) - z)
+
+
+def stl_backward(g, dz, z, eps, logvar):
+    """∂L/∂μ, ∂L/∂v by "sticking the landing" (Roeder, Wu & Duvenaud 2017).
+
+    The total derivative of log w_k = log p_θ(x, z_k) - log q_γ(z_k|x) with respect to the
+    encoder's γ = (μ, v) has a path term and a score term,
+
+        d log w_k/dγ = ∂ log w_k/∂z_k · ∂z_k/∂γ  -  ∂ log q_γ(z|x)/∂γ |_{z = z_k},
+
+    and STL keeps the path term only: Σ_k g_k ∂ log w_k/∂z_k ∂z_k/∂γ (:func:`path_grads`,
+    then :func:`reparametrize_backward`). The score term has mean zero for K = 1
+    (E_q[∂ log q/∂γ] = 0), so STL is unbiased there and slightly biased for K > 1. When q is
+    the exact posterior, log w_k = log p(x) for every z: ∂ log w_k/∂z_k = 0 and STL returns
+    exactly 0, the true gradient, for every ε (zero variance), where the IWAE estimator's score
+    term is 0 only on average. Same arguments as :func:`log_weights_backward`.
+    """
+    return reparametrize_backward(path_grads(g, dz, z, eps, logvar), eps, logvar)
+
+
+def dreg_backward(w, g, dz, z, eps, logvar):
+    """∂L/∂μ, ∂L/∂v by the doubly reparametrised gradient (Tucker, Lawson, Gu & Maddison 2019).
+
+    DReG: Σ_k w̃_k² ∂ log w_k/∂z_k ∂z_k/∂γ, an unbiased estimator of the IWAE encoder gradient
+    whose signal-to-noise ratio grows with K. Derivation: the IWAE gradient is the path term
+    Σ_k w̃_k ∂ log w_k/∂z_k ∂z_k/∂γ minus the score term Σ_k w̃_k ∂ log q_γ(z_k)/∂γ. For any f
+    not depending on γ, E_q[f(z) ∂ log q_γ(z)/∂γ] = E_ε[∂f/∂z ∂z/∂γ] (both are ∂/∂γ E_q[f]:
+    the first by the score identity, the second by reparametrising); applied to f = w̃_k as a
+    function of z_k, with ∂w̃_k/∂z_k = (w̃_k - w̃_k²) ∂ log w_k/∂z_k, the score term's
+    expectation is E[Σ_k (w̃_k - w̃_k²) ∂ log w_k/∂z_k ∂z_k/∂γ]. Path minus score leaves w̃_k².
+
+    Computed without a second pass through the decoder: ∂L/∂z_k = w̃_k · [STL's ∂L/∂z_k],
+    since STL's already carries one factor g_k (= w̃_k, or w̃_k/B for a batch mean).
+    w: (K, B) the normalized weights w̃ (:func:`iwae_bound_grad`); the other arguments as
+    :func:`log_weights_backward`. For K = 1, w̃ = 1 and DReG is STL.
+    """
+    return reparametrize_backward(w[..., None] * path_grads(g, dz, z, eps, logvar), eps, logvar)
+
+
+def encoder_backward(estimator, w, g, dz, z, eps, logvar):
+    """∂L/∂μ, ∂L/∂v by ``estimator`` ("iwae": :func:`log_weights_backward`, "stl":
+    :func:`stl_backward`, "dreg": :func:`dreg_backward`); w = w̃ (K, B), g = ∂L/∂log w."""
+    if estimator == "iwae":
+        return log_weights_backward(g, dz, z, eps, logvar)
+    if estimator == "stl":
+        return stl_backward(g, dz, z, eps, logvar)
+    if estimator == "dreg":
+        return dreg_backward(w, g, dz, z, eps, logvar)
+    raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
+def dreg_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):
+    """The DReG estimate of the gradient of Σ_b L_K(x_b) with respect to μ and v (lab 6):
+
+        ∂/∂μ = Σ_k w̃_k² δ_k,     ∂/∂v = Σ_k w̃_k² δ_k ⊙ ε_k ⊙ ½ e^{v/2},
+        δ_k = ∂ log w_k/∂z_k = g_k - z_k + ε_k e^{-v/2},
+
+    with w̃ = :func:`iwae_bound_grad` and g_k = ∂ log p_θ(x|z_k)/∂z_k = dlogpx_dz (K, B, d);
+    no ½ Σ_k w̃_k term on v (that is the score term's). Same arguments and shapes as
+    :func:`iwae_encoder_grads`, whose expectation over ε it equals.
+    """
+    w = iwae_bound_grad(log_w)
+    z = reparametrize(mean, logvar, eps)
+    return dreg_backward(w, w, w[..., None] * dlogpx_dz, z, eps, logvar)
+
+
 def miwae_head_grads(log_w, dlogphi, mask):
     """The gradient of Σ_b L_K(x_b^o) with respect to one decoder head η:
 

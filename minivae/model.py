@@ -37,8 +37,8 @@ import numpy
 
 from . import backend, validate
 from .backend import xp
-from .bound import (head_grads, iwae_bound, kl_divergence, kl_grads, log_prior, log_q,
-                    log_weights_backward, logsumexp_weights, masked_log_likelihood,
+from .bound import (ESTIMATORS, encoder_backward, head_grads, iwae_bound, kl_divergence,
+                    kl_grads, log_prior, log_q, logsumexp_weights, masked_log_likelihood,
                     masked_log_weights, reparametrize, reparametrize_backward)
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
 from .likelihoods import LIKELIHOODS, make as make_likelihood
@@ -141,6 +141,11 @@ class IWAE:
         Seeds the Glorot-uniform initialisation and the generator of the noise ε.
     n_categories : int
         C, the number of codes per feature, for ``likelihood="categorical"`` (None otherwise).
+    estimator : "iwae" (default), "stl" or "dreg"
+        The estimator of the encoder's gradient in :meth:`bound_and_grads`: the reparametrised
+        IWAE gradient, sticking the landing (Roeder et al. 2017) or the doubly reparametrised
+        gradient (Tucker et al. 2019), see :func:`minivae.bound.encoder_backward` and
+        docs/estimators.md. The bound and the decoder's gradient are the same for all three.
 
     Attributes
     ----------
@@ -159,7 +164,8 @@ class IWAE:
     analytic_kl = False
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
-                 likelihood="bernoulli", dtype="float32", seed=0, n_categories=None):
+                 likelihood="bernoulli", dtype="float32", seed=0, n_categories=None,
+                 estimator="iwae"):
         self.x_dim = validate.positive_int("x_dim", x_dim)
         self.z_dim = validate.positive_int("z_dim", z_dim)
         self.hidden = validate.hidden(hidden)
@@ -172,6 +178,7 @@ class IWAE:
         self.head_shape = (self.x_dim,) if per == 1 else (self.x_dim, per)
         self.dtype = validate.dtype(dtype)
         self.seed = validate.seed("seed", seed)
+        self.estimator = validate.choice("estimator", estimator, ESTIMATORS)
         self.params = self._init_params(self.seed)
         self.encoder = Encoder(self.params, len(self.hidden), self.activation)
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
@@ -184,7 +191,8 @@ class IWAE:
         """The constructor's arguments: ``type(model)(**model.get_config())`` rebuilds it."""
         return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "activation": self.activation, "likelihood": self.likelihood.name,
-                "dtype": self.dtype, "seed": self.seed, "n_categories": self.n_categories}
+                "dtype": self.dtype, "seed": self.seed, "n_categories": self.n_categories,
+                "estimator": self.estimator}
 
     def _layer_shapes(self):
         """(name, fan_in, fan_out) of every affine map, in a fixed order."""
@@ -216,6 +224,7 @@ class IWAE:
     def __repr__(self):
         kind = type(self).__name__
         extra = "" if self.n_categories is None else f", n_categories={self.n_categories}"
+        extra += "" if self.estimator == "iwae" else f", estimator={self.estimator!r}"
         return (f"{kind}(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"activation={self.activation!r}, likelihood={self.likelihood.name!r}, "
                 f"dtype={self.dtype!r}, seed={self.seed}{extra})")
@@ -318,18 +327,21 @@ class IWAE:
         return iwae_bound(log_w)
 
     # ------------------------------------------------------------------ the bound and its gradient
-    def bound_and_grads(self, x, k, eps=None, mask=None, check=True):
+    def bound_and_grads(self, x, k, eps=None, mask=None, check=True, estimator=None):
         """The mean bound over the batch and its gradient with respect to every parameter.
 
         Returns ``(bound, grads)``: bound is a 0-d backend scalar (a NumPy scalar on the CPU;
         ``float()`` it to log it), grads a dict with the keys and shapes of ``params``.
         ``check=False`` skips the input checks (which cost a device sync), for a training loop
-        that has validated its data once.
+        that has validated its data once. ``estimator`` ("iwae", "stl", "dreg"; default the
+        model's) chooses the encoder's gradient estimator; the decoder's is the same for all.
 
         The forward pass in the lecture's order, then the backward pass in reverse:
         ∂L/∂log w_k = w̃_k / B weights every sample's log p_θ(x|z_k) (decoder) and its
         dependence on μ and v through z_k, log p(z_k) and log q_γ(z_k|x) (encoder).
         """
+        estimator = self.estimator if estimator is None else \
+            validate.choice("estimator", estimator, ESTIMATORS)
         x, eps, mask = self._inputs(x, k, eps, mask, check)
         B = x.shape[0]
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
@@ -346,9 +358,8 @@ class IWAE:
         g = normalized_weights / B                                   # ∂(mean_b L_K)/∂log w = w̃/B
         dz = self.decoder.backward({h: head_grads(g, d, mask, out=d)  # (scaled in place)
                                     for h, d in dlogphi.items()}, dec, grads)
-        # The encoder's gradient: the reparametrised (path) gradient of every log w_k, weighted
-        # by g (the step another estimator of the encoder's gradient would replace).
-        dmean, dlogvar = log_weights_backward(g, dz, z, eps, logvar)
+        # The encoder's gradient: IWAE's (path and score), STL's (path) or DReG's (w̃² path).
+        dmean, dlogvar = encoder_backward(estimator, normalized_weights, g, dz, z, eps, logvar)
         self.encoder.backward(dmean, dlogvar, enc, grads)
         return bound.mean(), {name: grads[name] for name in self.params}
 
@@ -363,10 +374,14 @@ class VAE(IWAE):
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
                  likelihood="bernoulli", dtype="float32", seed=0, analytic_kl=True,
-                 n_categories=None):
+                 n_categories=None, estimator="iwae"):
         super().__init__(x_dim, z_dim, hidden, activation, likelihood, dtype, seed,
-                         n_categories)
+                         n_categories, estimator)
         self.analytic_kl = validate.boolean("analytic_kl", analytic_kl)
+        if self.analytic_kl and self.estimator != "iwae":
+            raise ValueError(f"estimator {self.estimator!r} is for the importance weighted "
+                             "bound; the analytic-KL VAE bound has no score term to drop (use "
+                             "analytic_kl=False)")
 
     def get_config(self):
         return dict(super().get_config(), analytic_kl=self.analytic_kl)
@@ -378,15 +393,19 @@ class VAE(IWAE):
         log_px, c = self.forward(x, k, eps, mask, check)
         return log_px.mean(axis=0) - kl_divergence(c["mean"], c["logvar"])
 
-    def bound_and_grads(self, x, k=1, eps=None, mask=None, check=True):
+    def bound_and_grads(self, x, k=1, eps=None, mask=None, check=True, estimator=None):
         """The mean over the batch of L_1 = (1/K) Σ_k log p_θ(x|z_k) - KL(q_γ(z|x) ‖ p(z)) and
-        its gradient (or, with ``analytic_kl=False``, of L_K by :meth:`IWAE.bound_and_grads`).
+        its gradient (or, with ``analytic_kl=False``, of L_K by :meth:`IWAE.bound_and_grads`,
+        with the ``estimator`` asked for).
 
         The same steps as the IWAE's, with every log p_θ(x|z_k) weighted 1/(K B) and the KL's
         gradient in closed form instead of log p(z) - log q(z|x) through the samples.
         """
         if not self.analytic_kl:
-            return super().bound_and_grads(x, k, eps, mask, check)
+            return super().bound_and_grads(x, k, eps, mask, check, estimator)
+        if estimator not in (None, "iwae"):
+            raise ValueError(f"estimator {estimator!r} is for the importance weighted bound, "
+                             "not the analytic-KL VAE bound")
         x, eps, mask = self._inputs(x, k, eps, mask, check)
         K, B = eps.shape[0], x.shape[0]
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)

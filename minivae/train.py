@@ -30,6 +30,7 @@ import numpy as np
 from . import backend, checkpoint, data, evaluate, threads, validate
 from .backend import xp
 from .data import BINARIZATIONS, DATASETS, ENV_VAR
+from .bound import ESTIMATORS
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
 from .model import DTYPES, IWAE, VAE
@@ -93,6 +94,9 @@ class TrainConfig:
     levels: int = _option(None, "with likelihood categorical: quantise the grey levels to C "
                           "codes 0..C-1 (equal-width bins), each pixel one of C categories")
     k: int = _option(5, "importance samples K of the bound L_K; 1 is the VAE")
+    estimator: str = _option("iwae", "encoder gradient estimator: iwae (the reparametrised "
+                             "IWAE gradient), stl (sticking the landing, Roeder et al. 2017) "
+                             "or dreg (doubly reparametrised, Tucker et al. 2019)", ESTIMATORS)
     analytic_kl: bool = _option(False, "train the VAE bound E_q[log p(x|z)] - KL(q||p) with "
                                 "the KL in closed form (the expectation estimated with k "
                                 "samples)")
@@ -141,6 +145,9 @@ class TrainConfig:
         self.seed = validate.seed("seed", self.seed)
         if self.likelihood == "bernoulli" and self.binarize == "none":
             raise ValueError("likelihood bernoulli needs binary data: binarize dynamic or fixed")
+        if self.analytic_kl and self.estimator != "iwae":
+            raise ValueError(f"estimator {self.estimator} is for the importance weighted "
+                             "bound, not analytic_kl")
         if (self.likelihood == "categorical") != (self.levels is not None):
             raise ValueError("levels (C, the grey levels: codes 0..C-1) goes with likelihood "
                              "categorical, and only with it")
@@ -310,7 +317,8 @@ def build_model(config, x_dim):
         return VAE(x_dim, config.z_dim, config.hidden, config.activation, config.likelihood,
                    config.dtype, config.seed, analytic_kl=True, n_categories=config.levels)
     return IWAE(x_dim, config.z_dim, config.hidden, config.activation, config.likelihood,
-                config.dtype, config.seed, n_categories=config.levels)
+                config.dtype, config.seed, n_categories=config.levels,
+                estimator=config.estimator)
 
 
 class Run:

@@ -71,8 +71,8 @@ _TYPES = {"k": positive_int, "eval_k": positive_int, "z_dim": positive_int,
           "seed": seed, "lr": positive_real, "hidden": hidden_widths, "levels": positive_int}
 #: How the options are grouped in --help.
 GROUPS = (("data", ("data", "data_dir", "binarize")),
-          ("model and objective", ("likelihood", "levels", "k", "analytic_kl", "z_dim", "hidden",
-                                   "activation", "dtype")),
+          ("model and objective", ("likelihood", "levels", "k", "estimator", "analytic_kl",
+                                   "z_dim", "hidden", "activation", "dtype")),
           ("optimisation", ("epochs", "batch_size", "lr", "schedule", "seed")),
           ("monitoring", ("eval_n", "eval_k")))
 
