@@ -392,3 +392,49 @@ def save_latent2d_figures(model, x_train, y_train, out, seed=0, grid=20):
         points=[(f"({a}, {b})", (a, b)) for a, b in LECTURE_POINTS]))
     return paths
 
+
+# ------------------------------------------------------------------ gradient estimators
+def save_snr(rows, path):
+    """The gradient's SNR against K, one line per estimator, encoder and decoder side by side
+    (rows from :func:`minivae.snr.gradient_snr`; log-log axes, as Rainforth et al.'s figure)."""
+    fig = _figure(8, 3.4)
+    ests = list(dict.fromkeys(r["estimator"] for r in rows))
+    styles = {"iwae": "o-", "stl": "s--", "dreg": "^-"}
+    for i, (side, title) in enumerate((("encoder", "encoder (inference network) γ"),
+                                       ("decoder", "decoder (generative network) θ"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for e in ests:
+            pts = [(r["k"], r[f"{side}_snr"]) for r in rows if r["estimator"] == e]
+            ax.plot(*zip(*pts), styles.get(e, "o-"), label=e.upper(), markersize=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("K (importance samples)")
+        ax.set_ylabel("mean SNR  |E[Δ]| / sd[Δ]")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def save_compare_curves(runs, path, title=None):
+    """Test bound per epoch of several runs on one plot: ``runs`` maps a label to the rows of
+    its metrics.jsonl (e.g. an equal-budget comparison of two estimators)."""
+    from matplotlib.ticker import MaxNLocator
+    fig = _figure(6, 4)
+    ax = fig.add_subplot(111)
+    for label, rows in runs.items():
+        pts = [(r["epoch"], r["test_bound"]) for r in rows if r.get("test_bound") is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker=".", label=f"{label}: test L_{rows[-1]['test_k']}")
+        ax.plot([r["epoch"] for r in rows], [r["train_bound"] for r in rows], ":",
+                label=f"{label}: train L_{rows[-1]['k']}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("bound (nats, higher is better)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,94 @@
+"""The SNR experiment (Rainforth et al. 2018): minivae.snr.gradient_snr and `minivae snr`,
+and the CLI's --estimator / --likelihood categorical --levels options."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minivae
+from minivae import snr
+from minivae.bound import ESTIMATORS
+
+from helpers import randomize_params, run_cli
+from train_helpers import TINY_ARGS, write_mnist_dir
+
+
+def test_rows_and_the_shared_decoder_gradient():
+    model = minivae.IWAE(8, 2, hidden=(6,), dtype="float64", seed=0)
+    randomize_params(model, seed=1, scale=0.3)
+    x = (np.random.default_rng(2).random((5, 8)) < 0.5).astype(float)
+    rows = snr.gradient_snr(model, x, ks=(1, 4), reps=6, seed=3)
+    assert [(r["k"], r["estimator"]) for r in rows] == [(k, e) for k in (1, 4)
+                                                        for e in ESTIMATORS]
+    by = {(r["k"], r["estimator"]): r for r in rows}
+    for k in (1, 4):
+        # The same ε for every estimator and the same decoder gradient: identical SNRs.
+        assert by[k, "iwae"]["decoder_snr"] == by[k, "stl"]["decoder_snr"] == \
+            by[k, "dreg"]["decoder_snr"]
+        assert by[k, "iwae"]["encoder_snr"] != by[k, "stl"]["encoder_snr"]
+    assert by[1, "stl"]["encoder_snr"] == by[1, "dreg"]["encoder_snr"]    # K = 1: DReG = STL
+    assert all(r["encoder_snr"] > 0 and np.isfinite(r["encoder_snr"]) for r in rows)
+    assert "enc dreg" in snr.format_table(rows)
+    with pytest.raises(ValueError, match="reps"):
+        snr.gradient_snr(model, x, reps=1)
+    with pytest.raises(ValueError, match="estimator"):
+        snr.gradient_snr(model, x, estimators=("rws",), reps=2)
+
+
+def test_snr_from_a_known_gradient():
+    """|mean|/sd matches a direct computation from the draws (one K, one estimator)."""
+    model = minivae.IWAE(4, 2, hidden=(), dtype="float64", seed=0)
+    randomize_params(model, seed=4, scale=0.3)
+    x = (np.random.default_rng(5).random((3, 4)) < 0.5).astype(float)
+    rows = snr.gradient_snr(model, x, ks=(3,), estimators=("iwae",), reps=5, seed=6)
+    rng = np.random.default_rng([6, 3])
+    draws = []
+    for _ in range(5):
+        eps = rng.standard_normal((3, 3, 2))
+        _, g = model.bound_and_grads(x, 3, eps=eps)
+        draws.append(np.concatenate([minivae.backend.to_numpy(g[n]).ravel()
+                                     for n in model.params if n.startswith("decoder")]))
+    draws = np.array(draws)
+    sd = draws.std(0, ddof=1)
+    want = (np.abs(draws.mean(0))[sd > 0] / sd[sd > 0]).mean()
+    assert np.isclose(rows[0]["decoder_snr"], want, rtol=1e-9)
+
+
+def test_cli_train_with_estimator_then_snr(tmp_path, capsys):
+    data = write_mnist_dir(tmp_path / "mnist")
+    run = str(tmp_path / "run")
+    code, out, err = run_cli(["train", "--out", run, "--data-dir", data, "--epochs", "1",
+                              "--estimator", "dreg"] + TINY_ARGS, capsys)
+    assert code == 0, err
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["estimator"] == "dreg"
+    code, out, err = run_cli(["snr", run, "--k", "1,3", "--reps", "3", "--batch", "4",
+                              "--out", str(tmp_path / "fig")], capsys)
+    assert code == 0, err
+    assert "enc iwae" in out and os.path.exists(tmp_path / "fig" / "snr.png")
+    with open(tmp_path / "fig" / "snr.json") as f:
+        assert len(json.load(f)["rows"]) == 6
+    code, out, err = run_cli(["snr", run, "--k", "0"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_cli_categorical_levels(tmp_path, capsys):
+    data = write_mnist_dir(tmp_path / "mnist")
+    run = str(tmp_path / "cat")
+    code, out, err = run_cli(["train", "--out", run, "--data-dir", data, "--epochs", "1",
+                              "--likelihood", "categorical", "--levels", "3"] + TINY_ARGS,
+                             capsys)
+    assert code == 0, err
+    model = minivae.checkpoint.load(os.path.join(run, "checkpoint.npz")).model()
+    assert model.likelihood.n_categories == 3
+    assert model.params["decoder.logits.W"].shape == (16, 784 * 3)
+    code, out, err = run_cli(["sample", run, "--draws", "--n", "4", "--n-recon", "2"], capsys)
+    assert code == 0, err
+    for bad in (["--likelihood", "categorical"], ["--levels", "4"],
+                ["--likelihood", "categorical", "--levels", "1"],
+                ["--estimator", "stl", "--analytic-kl"]):
+        code, out, err = run_cli(["train", "--out", str(tmp_path / "x"), "--data-dir", data]
+                                 + TINY_ARGS + bad, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
+        assert not os.path.exists(tmp_path / "x" / "checkpoint.npz")
