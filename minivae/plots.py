@@ -424,11 +424,12 @@ def save_compare_curves(runs, path, title=None):
     fig = _figure(6, 4)
     ax = fig.add_subplot(111)
     for label, rows in runs.items():
+        line, = ax.plot([r["epoch"] for r in rows], [r["train_bound"] for r in rows], ":",
+                        label=f"{label}: train L_{rows[-1]['k']}")
         pts = [(r["epoch"], r["test_bound"]) for r in rows if r.get("test_bound") is not None]
         if pts:
-            ax.plot(*zip(*pts), marker=".", label=f"{label}: test L_{rows[-1]['test_k']}")
-        ax.plot([r["epoch"] for r in rows], [r["train_bound"] for r in rows], ":",
-                label=f"{label}: train L_{rows[-1]['k']}")
+            ax.plot(*zip(*pts), marker=".", color=line.get_color(),
+                    label=f"{label}: test L_{rows[-1]['test_k']}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("bound (nats, higher is better)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
