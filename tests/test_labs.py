@@ -188,6 +188,11 @@ PLANTED = [
         "def iwae_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):\n"
         "    dm, dv = _ok(log_w, dlogpx_dz, eps, mean, logvar)\n"
         "    return dm, dv - 0.5\n"),                                         # forgot -log q
+    (6, "dreg_encoder_grads", "def dreg_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):\n"
+        "    w = np.exp(log_w - log_w.max(0))\n    w = w / w.sum(0)\n"
+        "    z = mean + np.exp(0.5 * logvar) * eps\n"
+        "    dz = w[..., None] * (dlogpx_dz - z + eps * np.exp(-0.5 * logvar))\n"
+        "    return dz.sum(0), (dz * eps).sum(0) * 0.5 * np.exp(0.5 * logvar)\n"),  # STL: w̃
     (7, "adam_step", "_ok = adam_step\n"
         "def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):\n"
         "    return _ok(param, -grad, m, s, t, lr, beta1, beta2, eps)\n"),    # descends

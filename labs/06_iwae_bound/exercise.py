@@ -51,6 +51,17 @@ def iwae_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):
     raise NotImplementedError("iwae_encoder_grads: return dmean, dlogvar")
 
 
+def dreg_encoder_grads(log_w, dlogpx_dz, eps, mean, logvar):
+    """The doubly reparametrised (DReG) estimate of the same gradient (D8, D9):
+
+        Σ_k w̃_k² ∂ log w_k/∂z_k ∂z_k/∂(μ, v),
+
+    where ∂ log w_k/∂z_k counts log p(x|z), log p(z) *and* -log q(z|x) through z (with q's
+    parameters held). Same arguments and shapes as iwae_encoder_grads; return (dmean, dlogvar).
+    """
+    raise NotImplementedError("dreg_encoder_grads: return dmean, dlogvar")
+
+
 # ---------------------------------------------------------------- part 2: the kernel's pairs
 # A running pair (m, s) summarizes the entries seen so far: m = their max, s = Σ exp(x - m).
 # The empty pair is (-inf, 0.0); a column's lse is m + log(s).

@@ -5,7 +5,8 @@ minivae.ops.lse_push/lse_merge), and against something independent of it:
 logsumexp_weights and iwae_bound against scipy.special.logsumexp on random log-weights and on
 named special columns (around ±1000 nats, some -inf entries, a single finite entry, all -inf);
 iwae_bound_grad and iwae_encoder_grads against five-point finite differences of minivae's bound
-(the latter through a small linear-Gaussian decoder), and iwae_bound_grad's special columns
+(the latter through a small linear-Gaussian decoder), dreg_encoder_grads against finite
+differences of DReG's surrogate (the w̃_k² held fixed, q's parameters frozen at the point), and iwae_bound_grad's special columns
 against minivae's; lse_push and lse_merge by folding columns (random, huge, with -inf
 entries, empty) into pairs and comparing m + log s with SciPy's log-sum-exp and m with the
 column's max.
@@ -30,6 +31,7 @@ SOLUTION = [
     "minivae.bound.iwae_bound",
     "minivae.bound.iwae_bound_grad",
     "minivae.bound.iwae_encoder_grads",
+    "minivae.bound.dreg_encoder_grads",
     "minivae.ops.lse_push",
     "minivae.ops.lse_merge",
 ]
@@ -129,6 +131,37 @@ def _encoder_grads(mod):
          compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
 
 
+def _dreg_encoder_grads(mod):
+    """DReG (Tucker et al. 2019): the gradient with respect to μ, v of the surrogate
+    Σ_kb c_kb [log p(x_b|z_kb) + log p(z_kb) - log q_0(z_kb)], z = μ + e^{v/2} ε, with
+    c = w̃² and q_0's mean and variance held at the point; and minivae's own."""
+    from .. import bound
+    from ..likelihoods import LOG_2PI
+    rng = np.random.default_rng(66)
+    mean, logvar = rng.standard_normal((B, D)), 0.7 * rng.standard_normal((B, D))
+    eps = rng.standard_normal((K, B, D))
+    decoder = LinearGaussianDecoder(rng, D, 5)
+    x = rng.standard_normal((B, 5))
+    log_w = _log_weights(decoder, x, eps, mean, logvar)
+    dlogpx_dz = decoder.grad_z(x, bound.reparametrize(mean, logvar, eps))
+    dmean, dlogvar = unpack(call(mod, "dreg_encoder_grads", log_w, dlogpx_dz, eps, mean,
+                                 logvar), 2, "dreg_encoder_grads")
+    dmean, dlogvar = as_array(dmean, (B, D), "dmean"), as_array(dlogvar, (B, D), "dlogvar")
+    lib_dmean, lib_dlogvar = lib("dreg_encoder_grads")(log_w, dlogpx_dz, eps, mean, logvar)
+    c = bound.iwae_bound_grad(log_w) ** 2
+    mean0, logvar0 = mean.copy(), logvar.copy()
+
+    def f():
+        z = bound.reparametrize(mean, logvar, eps)
+        log_q0 = (-0.5 * (z - mean0) ** 2 * np.exp(-logvar0) - 0.5 * logvar0
+                  - 0.5 * LOG_2PI).sum(axis=-1)
+        return float((c * (decoder.log_px(x, z) + bound.log_prior(z) - log_q0)).sum())
+    return check_gradient(f, {"mean": mean, "logvar": logvar},
+                          {"mean": dmean, "logvar": dlogvar}) + \
+        [compare("dmean", dmean, lib_dmean, "minivae.bound"),
+         compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
+
+
 def _columns():
     """Columns (lists of floats) to fold: random, huge, increasing (each entry a new max),
     -inf first, all -inf."""
@@ -201,6 +234,7 @@ CHECKS = [
     ("iwae_bound", _bound),
     ("iwae_bound_grad", _bound_grad),
     ("iwae_encoder_grads", _encoder_grads),
+    ("dreg_encoder_grads", _dreg_encoder_grads),
     ("lse_push", _push),
     ("lse_merge", _merge),
 ]
