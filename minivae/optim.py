@@ -4,7 +4,7 @@ The bounds are maximised, so the update climbs the gradient: θ ← θ + lr · s
 optimizers keep their state in plain arrays, returned by ``state_dict()`` and restored by
 ``load_state_dict()`` so that a checkpointed run resumes exactly.
 """
-from . import backend
+from . import backend, validate
 from .backend import xp
 
 
@@ -12,7 +12,9 @@ class SGD:
     """Gradient ascent, optionally with momentum: v ← μ v + g;  θ ← θ + lr v."""
 
     def __init__(self, params, lr=1e-3, momentum=0.0):
-        self.params, self.lr, self.momentum = params, lr, momentum
+        self.params = params
+        self.lr = validate.positive_real("lr", lr)
+        self.momentum = validate.real("momentum", momentum, at_least=0, below=1)
         self.t = 0
         self.velocity = {n: xp.zeros_like(p) for n, p in params.items()} if momentum else {}
 
@@ -32,7 +34,9 @@ class SGD:
                 "velocity": {n: backend.to_numpy(v) for n, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
-        self.t, self.lr, self.momentum = int(state["t"]), state["lr"], state["momentum"]
+        self.t = validate.nonnegative_int("t", state["t"])
+        self.lr = validate.positive_real("lr", state["lr"])
+        self.momentum = validate.real("momentum", state["momentum"], at_least=0, below=1)
         self.velocity = {n: backend.asarray(v, dtype=self.params[n].dtype)
                          for n, v in state["velocity"].items()}
 
@@ -81,13 +85,17 @@ class Adam:
     """
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):
-        if not lr > 0 or not 0 <= beta1 < 1 or not 0 <= beta2 < 1 or not eps > 0:
-            raise ValueError(f"Adam needs lr > 0, 0 <= beta1, beta2 < 1 and eps > 0, got "
-                             f"lr={lr}, beta1={beta1}, beta2={beta2}, eps={eps}")
-        self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
+        self.params = params
+        self._set_hyperparameters(lr, beta1, beta2, eps)
         self.t = 0
         self.m = {n: xp.zeros_like(p) for n, p in params.items()}
         self.s = {n: xp.zeros_like(p) for n, p in params.items()}
+
+    def _set_hyperparameters(self, lr, beta1, beta2, eps):
+        self.lr = validate.positive_real("lr", lr)
+        self.beta1 = validate.real("beta1", beta1, at_least=0, below=1)
+        self.beta2 = validate.real("beta2", beta2, at_least=0, below=1)
+        self.eps = validate.positive_real("eps", eps)
 
     def step(self, grads):
         self.t += 1
@@ -106,9 +114,8 @@ class Adam:
                 "s": {n: backend.to_numpy(v) for n, v in self.s.items()}}
 
     def load_state_dict(self, state):
-        self.t = int(state["t"])
-        self.lr, self.beta1, self.beta2, self.eps = (state[k] for k in ("lr", "beta1", "beta2",
-                                                                        "eps"))
+        self.t = validate.nonnegative_int("t", state["t"])
+        self._set_hyperparameters(*(state[k] for k in ("lr", "beta1", "beta2", "eps")))
         for key in ("m", "s"):
             setattr(self, key, {n: backend.asarray(v, dtype=self.params[n].dtype)
                                 for n, v in state[key].items()})

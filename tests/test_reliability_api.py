@@ -144,3 +144,27 @@ def test_lecture_sample_sizes_are_whole_numbers():
     one_line_error(r"^k must be a positive integer", montecarlo.simple_monte_carlo,
                    np.exp, lambda k, rng: rng.standard_normal(k), 1.5, np.random.default_rng(0))
     assert toy.sample(np.int64(3), seed=0)[1].shape == (3, 2)
+
+
+def test_tiny_data_say_their_variances_underflow():
+    X = low_rank()
+    one_line_error(r"underflows float64", PPCA(2).fit, X * 1e-200)
+    big = PPCA(2).fit(X * 1e-100)                           # variances 1e-200 are fine
+    assert np.isfinite(big.score(X * 1e-100))
+
+
+# ---------------------------------------------------------------- optimizers
+@pytest.mark.parametrize("kwargs,name", [(dict(lr=True), "lr"), (dict(lr="x"), "lr"),
+                                         (dict(lr=float("nan")), "lr"), (dict(lr=0), "lr"),
+                                         (dict(beta1=1.0), "beta1"), (dict(beta2=-0.1), "beta2"),
+                                         (dict(eps=0), "eps")])
+def test_adam_hyperparameters_are_validated(kwargs, name):
+    from minivae.optim import Adam
+    one_line_error(rf"^{name} must be", Adam, {"w": np.zeros(2)}, **kwargs)
+
+
+def test_sgd_hyperparameters_are_validated_and_numpy_scalars_accepted():
+    from minivae.optim import SGD, Adam
+    one_line_error(r"^lr must be", SGD, {"w": np.zeros(2)}, lr=True)
+    one_line_error(r"^momentum must be", SGD, {"w": np.zeros(2)}, momentum=1.5)
+    assert Adam({"w": np.zeros(2)}, lr=np.float32(1e-3)).lr == pytest.approx(1e-3)

@@ -162,11 +162,14 @@ def _centred_in_units(X):
 
 def _scaled_back(name, value, c):
     """value · c² (a variance back in the data's units), refusing an overflow by name."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         out = value * c * c
     if not np.all(np.isfinite(out)):
         raise ValueError(f"X's {name} overflows float64 (the data, up to about {c:.3g}, are "
                          "too large to be squared); rescale X")
+    if np.any((out == 0) & (value != 0)):
+        raise ValueError(f"X's {name} underflows float64 (the data, up to about {c:.3g}, are "
+                         "too small to be squared); rescale X")
     return out
 
 
