@@ -114,6 +114,11 @@ def positive_real(name, value):
     return real(name, value, above=0)
 
 
+def nonnegative_real(name, value):
+    """A finite real >= 0 as a float: durations, rates, counts measured in floats."""
+    return real(name, value, at_least=0)
+
+
 def probability(name, value):
     """A finite real in [0, 1] as a float."""
     return real(name, value, at_least=0, at_most=1)

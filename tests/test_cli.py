@@ -141,7 +141,7 @@ def test_train_diverges_with_exit_code_1(capsys, tmp_path, mnist_dir, monkeypatc
     code, _, err = run_cli(capsys, "train", "--out", run_dir, "--data-dir", mnist_dir,
                            *TINY_ARGS)
     assert code == 1 and err.count("\n") == 1
-    assert "training stopped" in err and "-inf" in err and "smaller --lr" in err
+    assert "training stopped" in err and "-inf" in err and "--resume --lr" in err
     assert read_params(run_dir)[1] == 0       # the initial checkpoint, still loadable
 
 

@@ -142,7 +142,12 @@ def main(argv=None):
             prog = f"minivae {command}"
         args = build_parser(command or "").parse_args(argv)
         prog = args._prog
-        return args._run(args) or EXIT_OK
+        import numpy
+        # NumPy's RuntimeWarnings (overflow in exp, invalid value, ...) are not for a user of
+        # the command line: a NaN or inf that matters stops the command with one line (a
+        # divergence, exit 1), which must be the only thing on stderr.
+        with numpy.errstate(all="ignore"):
+            return args._run(args) or EXIT_OK
     except BaseException as e:       # KeyboardInterrupt too: Ctrl-C is one line at any moment
         code = exit_code(e)
         if code is None:

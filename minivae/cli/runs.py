@@ -23,12 +23,13 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
 from . import Interrupted
 from .options import config_overrides
-from .. import checkpoint, data
+from .. import checkpoint, data, memory, validate
 from ..train import Diverged, Run, TrainConfig, epoch_test_bound, load_data
 
 CHECKPOINT = "checkpoint.npz"
@@ -39,7 +40,8 @@ EVALUATION = "evaluation.json"
 #: Files a run owns: what ``force`` removes and what marks a directory as holding a run.
 RUN_FILES = (CHECKPOINT, METRICS, CONFIG, CURVES, EVALUATION)
 #: Options a resumed run may change; everything else must match the saved configuration.
-RESUMABLE_OVERRIDES = ("epochs", "data_dir", "eval_n", "eval_k")
+#: (lr: after a divergence, the last good checkpoint resumes with a smaller learning rate.)
+RESUMABLE_OVERRIDES = ("epochs", "data_dir", "eval_n", "eval_k", "lr")
 
 
 def progress_bar(total, desc, unit="it", quiet=False, **kw):
@@ -68,7 +70,39 @@ def config_for_resume(run_dir, overrides):
     :func:`resume_config`)."""
     check_run_dir(run_dir, resume=True)
     ckpt = checkpoint.load(os.path.join(run_dir, CHECKPOINT))
-    return resume_config(TrainConfig.from_dict(ckpt.train_config), overrides)
+    try:
+        saved = TrainConfig.from_dict(ckpt.train_config)
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{ckpt.path}: metadata field train is not a valid "
+                                         f"training configuration ({e})") from None
+    check_checkpoint_belongs(run_dir, ckpt, saved)
+    return resume_config(saved, overrides)
+
+
+def check_checkpoint_belongs(run_dir, ckpt, saved):
+    """Refuse a checkpoint that is not this run's: one copied from another run (its model or
+    data differ from config.json) or one that has seen epochs metrics.jsonl has not."""
+    config_path = os.path.join(run_dir, CONFIG)
+    if os.path.isfile(config_path):
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                written = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{config_path} is not valid JSON ({e})") from None
+        if not isinstance(written, dict):
+            raise ValueError(f"{config_path} does not hold a configuration (a JSON object)")
+        mine = saved.to_dict()
+        for name, value in sorted(written.items()):
+            if name in mine and name not in RESUMABLE_OVERRIDES and value != mine[name]:
+                raise ValueError(f"{ckpt.path} is not this run's checkpoint: its {name} is "
+                                 f"{mine[name]!r} but {config_path} says {value!r} (was it "
+                                 "copied from another run?)")
+    rows = read_metrics(os.path.join(run_dir, METRICS))
+    last = rows[-1]["epoch"] if rows else 0
+    if ckpt.epoch > last:
+        raise ValueError(f"{ckpt.path} is at epoch {ckpt.epoch} but "
+                         f"{os.path.join(run_dir, METRICS)} ends at epoch {last}: the "
+                         "checkpoint is not this run's (was it copied from another run?)")
 
 
 def resume_config(saved, overrides):
@@ -134,17 +168,52 @@ def read_metrics(path):
             row = None
         if not isinstance(row, dict) or not {"epoch", "train_bound", "lr"} <= set(row):
             raise ValueError(f"{path} line {i}: not a metrics record; corrupt file?")
-        rows.append(row)
+        rows.append(_check_record(row, f"{path} line {i}: field"))
+        if len(rows) > 1 and rows[-1]["epoch"] <= rows[-2]["epoch"]:
+            raise ValueError(f"{path} line {i}: epoch {rows[-1]['epoch']} does not follow "
+                             f"epoch {rows[-2]['epoch']}; corrupt file?")
     return rows
 
 
+#: The type of each field of a metrics record (None: may be null, e.g. no test bound).
+_RECORD_FIELDS = {"epoch": (validate.positive_int, False), "k": (validate.positive_int, False),
+                  "train_bound": (validate.real, False), "lr": (validate.positive_real, False),
+                  "test_bound": (validate.real, True), "test_k": (validate.positive_int, True),
+                  "test_n": (validate.nonnegative_int, True),
+                  "time": (validate.nonnegative_real, False),
+                  "eval_time": (validate.nonnegative_real, False),
+                  "elapsed": (validate.nonnegative_real, False),
+                  "examples_per_s": (validate.nonnegative_real, True)}
+
+
+def _check_record(row, where):
+    """A metrics record with every known field of the right type (a string-typed bound would
+    be drawn as a categorical axis, a string elapsed time would crash a resume)."""
+    for name, (check, nullable) in _RECORD_FIELDS.items():
+        if name in row and not (nullable and row[name] is None):
+            check(f"{where} {name!r}", row[name])
+    return row
+
+
 def write_metrics(path, rows):
-    checkpoint.atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+    checkpoint.atomic_write(path, "".join(_json(r) + "\n" for r in rows))
 
 
 def write_json(path, obj):
     """``obj`` as indented JSON, atomically."""
-    checkpoint.atomic_write(path, json.dumps(obj, indent=2) + "\n")
+    checkpoint.atomic_write(path, _json(obj, indent=2) + "\n")
+
+
+def _json(obj, **kw):
+    """Strict JSON: a NaN or inf (bare ``NaN`` tokens are not JSON) is an error, not a file
+    other programs cannot read."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kw)
+    except ValueError:
+        bad = [k for k, v in (obj.items() if isinstance(obj, dict) else ())
+               if isinstance(v, float) and not math.isfinite(v)]
+        raise ValueError(f"refusing to write NaN or inf as JSON ({', '.join(bad) or 'a value'}"
+                         ")") from None
 
 
 def epoch_metrics(run, train_bound, test, lr, seconds, eval_seconds, elapsed, n_train, n_test):
@@ -223,33 +292,42 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
         config = dataclasses.replace(
             config, data_dir=os.path.abspath(data.resolve_data_dir(config.data_dir)))
     rd = load_data(config)
+    check_memory(config, rd.x_train.shape[1])
     run = (Run.restore(checkpoint.load(ckpt_path), config) if resume
            else Run.fresh(config, rd.x_train.shape[1]))
+    # Keep the metrics of the epochs the checkpoint has seen (a crash between writing the
+    # metrics and the checkpoint leaves one more line, which this run will redo); read, and
+    # checked, before anything is written.
+    rows = [r for r in read_metrics(metrics_path) if r["epoch"] <= run.epoch] if resume else []
     # Only now, with the input known good, touch the run directory ("force": the old run's
     # files go, and nothing else).
-    for f in stale:
-        os.remove(os.path.join(run_dir, f))
-    os.makedirs(run_dir, exist_ok=True)
+    created = not os.path.isdir(run_dir)
+    try:
+        for f in stale:
+            os.remove(os.path.join(run_dir, f))
+        os.makedirs(run_dir, exist_ok=True)
+        if resume:
+            write_metrics(metrics_path, rows)
+        else:
+            run.save(ckpt_path)                    # a usable checkpoint from the start
+        write_json(os.path.join(run_dir, CONFIG), config.to_dict())
+    except OSError:
+        if created:                                # no empty or half-written run left behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     report = _Reporter(quiet, len(rd.x_train), stream)
-    rows = []
     if resume:
-        # Keep the metrics of the epochs the checkpoint has seen (a crash between writing the
-        # metrics and the checkpoint leaves one more line, which this run will redo).
-        rows = [r for r in read_metrics(metrics_path) if r.get("epoch", 0) <= run.epoch]
-        elapsed = rows[-1]["elapsed"] if rows else 0.0
-        write_metrics(metrics_path, rows)
+        elapsed = rows[-1].get("elapsed", 0.0) if rows else 0.0
         report.line(f"resuming {run_dir} at epoch {run.epoch} of {config.epochs}")
         if not run.rng_exact:
             report.line("note: the checkpoint was written by the other backend (CPU/GPU); its "
                         "random generators were reseeded from their saved states, so this "
                         "run will not match an uninterrupted one bit for bit")
     else:
-        run.save(ckpt_path)                        # a usable checkpoint from the start
         elapsed = 0.0
         report.line(f"training {run.model!r} on {rd.source}: L_{config.k}"
                     f"{' (analytic KL)' if config.analytic_kl else ''}, {config.epochs} "
                     f"epochs, {config.schedule} schedule -> {run_dir}")
-    write_json(os.path.join(run_dir, CONFIG), config.to_dict())
     n_test = len(rd.x_test) if config.eval_n is None else min(config.eval_n, len(rd.x_test))
     last = None
     try:
@@ -273,18 +351,41 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
             # Metrics first, then the checkpoint: a crash in between leaves a metrics line the
             # checkpoint has not seen, which a resume drops (never a checkpoint without metrics).
             rows.append(last)
-            write_metrics(metrics_path, rows)
-            run.save(ckpt_path)
+            try:
+                write_metrics(metrics_path, rows)
+                run.save(ckpt_path)
+            except OSError as e:
+                # E.g. the disk filled up: the run itself is fine, and the atomic writes left
+                # the previous epoch's files whole, so say how to continue.
+                raise OSError(e.errno, f"{e.strerror or e} while saving epoch {run.epoch}; "
+                              f"{ckpt_path} keeps epoch {run.epoch - 1}: free some space and "
+                              f"continue with `minivae train --out {run_dir} --resume`") \
+                    from None
             report.end_epoch(last, config.epochs)
     except Diverged as e:
-        raise Diverged(f"{e}; {ckpt_path} keeps the last good state (epoch {run.epoch}); "
-                       "try a smaller --lr") from None
+        raise Diverged(f"{e}; {ckpt_path} keeps the last good state (epoch {run.epoch}): "
+                       f"continue from it with a smaller learning rate, `minivae train --out "
+                       f"{run_dir} --resume --lr {config.lr / 10:g}`") from None
     finally:
         report.close()
     if plots and rows:
         from .. import plots as plots_module
-        plots_module.save_curves(rows, os.path.join(run_dir, CURVES))
+        try:
+            plots_module.save_curves(rows, os.path.join(run_dir, CURVES))
+        except OSError as e:
+            raise OSError(e.errno, f"training finished ({ckpt_path} is complete) but "
+                          f"{CURVES} could not be written ({e.strerror or e}); draw it later "
+                          f"with `minivae plot {run_dir}`") from None
     return {"run_dir": run_dir, "epoch": run.epoch, "last": last, "model": repr(run.model)}
+
+
+def check_memory(config, x_dim):
+    """Refuse, before anything is allocated or written, a run whose model or training step
+    cannot fit in memory, saying which --k would."""
+    from ..likelihoods import LIKELIHOODS
+    memory.check_training(x_dim, config.z_dim, config.hidden,
+                          len(LIKELIHOODS[config.likelihood].heads), config.dtype,
+                          config.batch_size, config.k, k_name="--k", batch_name="--batch-size")
 
 
 def load_run(run_dir, data_name=None, data_dir=None):

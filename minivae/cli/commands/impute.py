@@ -18,6 +18,7 @@ See docs/missing-data.md.
 """
 import argparse
 import os
+import tempfile
 import time
 
 from .. import CommandError, csvio, runs
@@ -74,6 +75,12 @@ def run(args):
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):         # fail before training, not after
         raise CommandError(f"the output directory {out_dir} does not exist")
+    try:                                   # writable? (a read-only or full file system too)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise CommandError(f"cannot write into the output directory {out_dir} "
+                           f"({e.strerror or e})") from None
     table = csvio.read_csv(args.input)
     imputer = MIWAEImputer(z_dim=args.z_dim, hidden=args.hidden, activation=args.activation,
                            likelihood=args.likelihood, k=args.k, epochs=args.epochs,

@@ -13,7 +13,8 @@ import os
 def add_arguments(parser):
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
     parser.add_argument("--out", default=None, metavar="PATH",
-                        help="the PNG file to write (default: RUN_DIR/curves.png)")
+                        help="the PNG file to write, or a directory to write curves.png into "
+                        "(default: RUN_DIR/curves.png)")
 
 
 def run(args):
@@ -26,5 +27,7 @@ def run(args):
     if not rows:
         raise ValueError(f"{metrics} holds no complete epoch yet")
     out = args.out or os.path.join(args.run_dir, CURVES)
+    if os.path.isdir(out):                 # --out DIR: the picture goes into DIR
+        out = os.path.join(out, CURVES)
     plots.save_curves(rows, out)
     print(f"wrote {out} ({len(rows)} epochs)")

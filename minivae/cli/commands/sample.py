@@ -40,6 +40,7 @@ def run(args):
     from ... import plots
     from .. import runs
     ckpt, model, config, rd = runs.load_run(args.run_dir, args.data, args.data_dir)
+    check_memory(args, model.x_dim, model.z_dim)
     out = args.out or args.run_dir
     os.makedirs(out, exist_ok=True)
     written = []
@@ -58,3 +59,21 @@ def run(args):
     if rows:
         plots.save_curves(rows, path(runs.CURVES))
     print(f"{model!r} after {ckpt.epoch} epochs: wrote {', '.join(written)}")
+
+
+def check_memory(args, x_dim, z_dim):
+    """Refuse, before drawing or writing anything, a picture too large for memory (the figures
+    are drawn one after the other, so the largest one counts)."""
+    from ... import memory
+    figures = {"--n": args.n, "--n-recon": 2 * args.n_recon}
+    if z_dim == 2:
+        figures["--grid"] = args.grid ** 2
+    option, images = max(figures.items(), key=lambda item: item[1])
+    available = memory.available_bytes()
+    if available is None:
+        return
+    most = int(memory.USABLE * available // memory.picture_bytes(1, x_dim))
+    limit = {"--n": most, "--n-recon": most // 2, "--grid": int(most ** 0.5)}[option]
+    value = getattr(args, option[2:].replace("-", "_"))
+    memory.check(f"a figure of {images} images ({option} {value})",
+                 memory.picture_bytes(images, x_dim), f"{option} up to {limit} fits", available)
