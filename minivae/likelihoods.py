@@ -94,14 +94,20 @@ def bernoulli_grads(x, logits):
 
 # ---------------------------------------------------------------- Gaussian, mean and log-variance
 def gaussian_log_prob(x, mean, logvar):
-    """log N(x; m, e^v) = -½ (log 2π + v + (x - m)² e^{-v}), elementwise."""
-    return -0.5 * (LOG_2PI + logvar + (x - mean) ** 2 * xp.exp(-logvar))
+    """log N(x; m, e^v) = -½ (log 2π + v + u²), u = (x - m) e^{-v/2}, elementwise.
+
+    The standardised residual u is squared, not (x - m): (x - m)² overflows float32 for
+    |x - m| > 1.8e19 even where (x - m)² e^{-v} is a modest number.
+    """
+    u = (x - mean) * xp.exp(-0.5 * logvar)
+    return -0.5 * (LOG_2PI + logvar + u * u)
 
 
 def gaussian_grads(x, mean, logvar):
-    """{"mean": ∂/∂m = (x - m) e^{-v},  "logvar": ∂/∂v = ½ ((x - m)² e^{-v} - 1)} of log N."""
-    r = (x - mean) * xp.exp(-logvar)
-    return {"mean": r, "logvar": 0.5 * (r * (x - mean) - 1)}
+    """{"mean": ∂/∂m = u e^{-v/2},  "logvar": ∂/∂v = ½ (u² - 1)} of log N, u = (x - m) e^{-v/2}."""
+    scale_inv = xp.exp(-0.5 * logvar)
+    u = (x - mean) * scale_inv
+    return {"mean": u * scale_inv, "logvar": 0.5 * (u * u - 1)}
 
 
 # ---------------------------------------------------------------- Student's t
@@ -113,16 +119,32 @@ def student_t_df(df):
     return STUDENT_T_DF_MIN + softplus(df)
 
 
+def _student_t_residual(x, loc, log_scale, df):
+    """(ν, a, h): ν = 3 + softplus(df), a = log(r²/ν) with r = (x - μ) e^{-s}, and h = (x - μ)/2.
+
+    Through its logarithm, a = 2 (log|h| + log 2 - s) - log ν, r²/ν never overflows: with a
+    log-scale of -80 in float32, e^{-s} = 5.5e34 and r² = 3e69 are inf while a ≈ 160 is exact,
+    and log(1 + r²/ν) = softplus(a). Halving x - μ keeps it finite for any finite x and μ.
+    a = -inf where x = μ (then r = 0, and softplus and σ of it are exactly 0).
+    """
+    nu = student_t_df(df)
+    h = 0.5 * x - 0.5 * loc
+    with numpy.errstate(divide="ignore"):             # log 0 = -inf where x = μ, as wanted
+        a = 2 * (xp.log(xp.abs(h)) + math.log(2.0) - log_scale) - xp.log(nu)
+    return nu, a, h
+
+
 def student_t_log_prob(x, loc, log_scale, df):
     """log t_ν(x; μ, e^s) = lnΓ((ν+1)/2) - lnΓ(ν/2) - ½ log(νπ) - s - (ν+1)/2 · log(1 + r²/ν),
 
-    with r = (x - μ) e^{-s} the standardised residual and ν = 3 + softplus(df), elementwise.
+    with r = (x - μ) e^{-s} the standardised residual and ν = 3 + softplus(df), elementwise;
+    log(1 + r²/ν) is computed as softplus(log(r²/ν)) (:func:`_student_t_residual`), finite for
+    every finite input.
     """
-    nu = student_t_df(df)
-    r = (x - loc) * xp.exp(-log_scale)
+    nu, a, _ = _student_t_residual(x, loc, log_scale, df)
     return (special.gammaln((nu + 1) / 2) - special.gammaln(nu / 2)
             - 0.5 * xp.log(nu * math.pi) - log_scale
-            - (nu + 1) / 2 * xp.log1p(r * r / nu))
+            - (nu + 1) / 2 * softplus(a))
 
 
 def student_t_grads(x, loc, log_scale, df):
@@ -133,16 +155,20 @@ def student_t_grads(x, loc, log_scale, df):
     ∂/∂ν = ½ ψ((ν+1)/2) - ½ ψ(ν/2) - 1/(2ν) - ½ log(1 + r²/ν) + (ν+1) r² / (2ν (ν + r²)),
     and ∂/∂df = ∂/∂ν · σ(df) (ν = 3 + softplus(df)).
 
+    Computed with a = log(r²/ν) (:func:`_student_t_residual`) and ρ = σ(a) = r²/(ν + r²) in
+    [0, 1], so that nothing overflows however small the scale: ∂/∂s = (ν+1) ρ - 1,
+    ∂/∂μ = (ν+1) ρ / (x - μ) (0 where x = μ), and log(1 + r²/ν) = softplus(a).
+
     Returns {"loc": ..., "log_scale": ..., "df": ...}, elementwise.
     """
-    nu = student_t_df(df)
-    r = (x - loc) * xp.exp(-log_scale)
-    r2 = r * r
-    ratio = (nu + 1) / (nu + r2)
+    nu, a, h = _student_t_residual(x, loc, log_scale, df)
+    rho = xp.exp(-softplus(-a))                         # r²/(ν + r²) = σ(a), to full relative
+                                                        # precision (it is divided by x - μ)
     d_nu = (0.5 * (special.digamma((nu + 1) / 2) - special.digamma(nu / 2)) - 0.5 / nu
-            - 0.5 * xp.log1p(r2 / nu) + ratio * r2 / (2 * nu))
-    return {"loc": ratio * r * xp.exp(-log_scale),
-            "log_scale": ratio * r2 - 1,
+            - 0.5 * softplus(a) + (nu + 1) * rho / (2 * nu))
+    safe_h = xp.where(h == 0, 1, h)                     # ρ = 0 there: the gradient is 0
+    return {"loc": (nu + 1) * rho / (2 * safe_h),
+            "log_scale": (nu + 1) * rho - 1,
             "df": d_nu * sigmoid(df)}
 
 

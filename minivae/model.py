@@ -44,6 +44,12 @@ from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, 
 from .likelihoods import LIKELIHOODS, make as make_likelihood
 from .workspace import Workspace
 
+
+class Diverged(ArithmeticError):
+    """A NaN or inf where a finite number is needed (the bound, a gradient or a parameter);
+    the message says where. The one divergence exception of minivae (the command line's exit
+    code 1), raised by :meth:`IWAE.bound_and_grads` when checking and by the training loop."""
+
 DTYPES = validate.FLOAT_DTYPES
 
 
@@ -327,6 +333,23 @@ class IWAE:
         return iwae_bound(log_w)
 
     # ------------------------------------------------------------------ the bound and its gradient
+    def _finite(self, bound, grads, check):
+        """(bound, grads in the order of params); when checking, a NaN or inf in any of them
+        is a :class:`Diverged` saying so, not numbers that look like a result (one sync)."""
+        grads = {name: grads[name] for name in self.params}
+        if check:
+            ok = xp.isfinite(bound)
+            for g in grads.values():
+                ok = ok & xp.isfinite(g).all()
+            if not bool(ok):
+                what = "a gradient" if bool(xp.isfinite(bound)) else "the bound"
+                raise Diverged(f"{what} is not finite in {self.dtype} (bound "
+                               f"{float(bound):.6g}): a log-density, log p(z) or log q(z|x) "
+                               f"overflows {self.dtype} (e.g. a log-variance or log-scale near "
+                               "±100, or data far from the model); try dtype='float64', "
+                               "standardised data or a smaller learning rate")
+        return bound, grads
+
     def bound_and_grads(self, x, k, eps=None, mask=None, check=True, estimator=None):
         """The mean bound over the batch and its gradient with respect to every parameter.
 
@@ -361,7 +384,7 @@ class IWAE:
         # The encoder's gradient: IWAE's (path and score), STL's (path) or DReG's (w̃² path).
         dmean, dlogvar = encoder_backward(estimator, normalized_weights, g, dz, z, eps, logvar)
         self.encoder.backward(dmean, dlogvar, enc, grads)
-        return bound.mean(), {name: grads[name] for name in self.params}
+        return self._finite(bound.mean(), grads, check)
 
 
 class VAE(IWAE):
@@ -422,4 +445,4 @@ class VAE(IWAE):
         dmean, dlogvar = reparametrize_backward(dz, eps, logvar)     # E_q[log p(x|z)] through z
         kl_dmean, kl_dlogvar = kl_grads(mean, logvar)                # - KL, in closed form
         self.encoder.backward(dmean - kl_dmean / B, dlogvar - kl_dlogvar / B, enc, grads)
-        return bound.mean(), {name: grads[name] for name in self.params}
+        return self._finite(bound.mean(), grads, check)

@@ -33,7 +33,7 @@ from .data import BINARIZATIONS, DATASETS, ENV_VAR
 from .bound import ESTIMATORS
 from .layers import ACTIVATIONS
 from .likelihoods import LIKELIHOODS
-from .model import DTYPES, IWAE, VAE
+from .model import DTYPES, IWAE, VAE, Diverged
 from .optim import Adam
 
 SCHEDULES = ("constant", "burda")
@@ -48,13 +48,6 @@ TEST_NOISE_SEED = 0
 #: Steps between two reads of an MNIST epoch's running bound (one device sync each): to show
 #: progress and to stop early on a NaN.
 CHECK_EVERY = 25
-
-
-class Diverged(ArithmeticError):
-    """Training produced a NaN or inf (in the bound or a parameter); the message says where.
-
-    The one divergence exception of minivae (the command line's exit code 1).
-    """
 
 
 TrainingDiverged = Diverged        # the name of earlier versions
