@@ -35,7 +35,7 @@ import math
 
 import numpy
 
-from . import backend, validate
+from . import backend, memory, validate
 from .backend import xp
 from .bound import (ESTIMATORS, encoder_backward, head_grads, iwae_bound, kl_divergence,
                     kl_grads, log_prior, log_q, logsumexp_weights, masked_log_likelihood,
@@ -185,6 +185,10 @@ class IWAE:
         self.dtype = validate.dtype(dtype)
         self.seed = validate.seed("seed", seed)
         self.estimator = validate.choice("estimator", estimator, ESTIMATORS)
+        memory.check(f"{type(self).__name__}(x_dim={self.x_dim}, z_dim={self.z_dim}, "
+                     f"hidden={self.hidden})", memory.model_bytes(
+                         self.x_dim, self.z_dim, self.hidden, self._head_values,
+                         self.dtype, training=False), "choose smaller sizes")
         self.params = self._init_params(self.seed)
         self.encoder = Encoder(self.params, len(self.hidden), self.activation)
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
@@ -242,18 +246,17 @@ class IWAE:
         x = backend.asarray(x)
         validate.shape("x", x, (None, self.x_dim))
         validate.nonempty("x", x)                   # B = 0: the batch mean is undefined
-        if x.dtype.kind not in "biuf":
-            raise ValueError(f"x must be numeric, got dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
         if mask is not None:
             mask = backend.asarray(mask)
             if mask.dtype != bool or mask.shape != x.shape:
                 raise ValueError(f"mask must be a boolean array of shape {tuple(x.shape)} "
                                  f"(True = observed), got {mask.dtype} {tuple(mask.shape)}")
-            x = xp.where(mask, x, 0).astype(self.dtype, copy=False)   # missing: whatever, NaN too
-        if not bool(xp.isfinite(x).all()):
-            raise ValueError("x has NaN or inf in observed entries (mark missing entries with "
-                             "mask=False)")
+            if x.dtype.kind in "biuf":
+                x = xp.where(mask, x, 0)               # missing: whatever, NaN too
+        # Real and finite in the model's dtype: a complex x is refused, not truncated, and a
+        # finite 1e39 "overflows float32" rather than being called NaN or inf.
+        x = validate.finite_real_array("x", x, self.dtype, allow_bool=True)
+        self._check_step_fits(k, x.shape[0])
         if self.likelihood.name == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
             raise ValueError("likelihood 'bernoulli' needs binary x (0 or 1 in every observed "
                              "entry); binarise the data first")
@@ -263,6 +266,22 @@ class IWAE:
             eps = validate.shape("eps", backend.asarray(eps), (k, x.shape[0], self.z_dim))
             eps = validate.finite_real_array("eps", eps, self.dtype)
         return x, eps, mask
+
+    @property
+    def _head_values(self):
+        """Decoder outputs per feature (one per head; C for a categorical head)."""
+        return len(self.likelihood.heads) * self.likelihood.per_feature
+
+    def _check_step_fits(self, k, batch):
+        """Refuse a step whose k·batch rows cannot fit in memory (K = 100,000 with B = 20 would
+        otherwise allocate until the machine swaps), saying which k would."""
+        rows = memory.step_bytes(1, self.x_dim, self.z_dim, self.hidden,
+                                 self._head_values, self.dtype)
+        available = memory.available_bytes()
+        if available is not None:
+            most = int(memory.USABLE * available // (rows * batch))
+            memory.check(f"a step with k={k} and a batch of {batch}", rows * k * batch,
+                         f"k up to {most} fits with this batch", available)
 
     def _inputs(self, x, k, eps, mask, check):
         """x, ε (drawn from the model's generator if None) and the mask, ready to compute with."""

@@ -168,3 +168,30 @@ def test_sgd_hyperparameters_are_validated_and_numpy_scalars_accepted():
     one_line_error(r"^lr must be", SGD, {"w": np.zeros(2)}, lr=True)
     one_line_error(r"^momentum must be", SGD, {"w": np.zeros(2)}, momentum=1.5)
     assert Adam({"w": np.zeros(2)}, lr=np.float32(1e-3)).lr == pytest.approx(1e-3)
+
+
+# ---------------------------------------------------------------- the model (items 6, 9, 11)
+def test_model_sizes_that_cannot_fit_are_refused(monkeypatch):
+    from minivae import memory
+    from minivae.model import IWAE
+    monkeypatch.setattr(memory, "available_bytes", lambda: 4 * 10 ** 9)
+    one_line_error(r"IWAE\(x_dim=784, z_dim=50, hidden=\(99999999999,\)\) needs about",
+                   IWAE, 784, 50, hidden=(99999999999,))
+    one_line_error(r"needs about", IWAE, 10 ** 12, 2)
+    model = IWAE(784, 50)
+    msg = one_line_error(r"a step with k=100000 and a batch of 20 needs about .* k up to \d+ "
+                         r"fits with this batch", model.bound_and_grads,
+                         np.zeros((20, 784), np.float32), 100000)
+    assert "GB" in msg
+
+
+def test_model_inputs_complex_and_overflowing_values():
+    from minivae.model import IWAE
+    model = IWAE(6, 2, hidden=(5,), likelihood="gaussian", dtype="float32")
+    one_line_error(r"x must hold real numbers, got complex", model.bound_and_grads,
+                   np.zeros((2, 6)) + 1j, 2)
+    one_line_error(r"x overflows float32", model.bound_and_grads, np.full((2, 6), 1e39), 2)
+    one_line_error(r"z must hold real numbers, got complex", model.observation_mean,
+                   np.zeros((3, 2)) + 1j)
+    one_line_error(r"eps", model.bound_and_grads, np.zeros((2, 6)), 2,
+                   eps=np.full((2, 2, 2), np.nan))
