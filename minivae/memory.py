@@ -66,7 +66,8 @@ def picture_bytes(n_images, pixels):
 
 def available_bytes():
     """Bytes this process can still allocate: the device's free memory under CuPy, else the
-    host's MemAvailable within the cgroup's limit (None when neither can be read)."""
+    host's MemAvailable within the cgroup's limit and the address-space limit (ulimit -v);
+    None when none of them can be read."""
     if backend.name == "cupy":
         try:
             free, _ = backend.xp.cuda.runtime.memGetInfo()
@@ -89,6 +90,16 @@ def available_bytes():
         if limit != "max":
             found.append(max(0, int(limit) - used))
     except (OSError, ValueError):
+        pass
+    try:                                         # an address-space limit (ulimit -v)
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            with open("/proc/self/status", encoding="ascii") as f:
+                size = next(int(line.split()[1]) * 1024 for line in f
+                            if line.startswith("VmSize:"))
+            found.append(max(0, limit - size))
+    except (ImportError, OSError, ValueError, StopIteration):
         pass
     if not found:
         try:

@@ -256,7 +256,6 @@ class IWAE:
         # Real and finite in the model's dtype: a complex x is refused, not truncated, and a
         # finite 1e39 "overflows float32" rather than being called NaN or inf.
         x = validate.finite_real_array("x", x, self.dtype, allow_bool=True)
-        self._check_step_fits(k, x.shape[0])
         if self.likelihood.name == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
             raise ValueError("likelihood 'bernoulli' needs binary x (0 or 1 in every observed "
                              "entry); binarise the data first")
@@ -272,16 +271,21 @@ class IWAE:
         """Decoder outputs per feature (one per head; C for a categorical head)."""
         return len(self.likelihood.heads) * self.likelihood.per_feature
 
-    def _check_step_fits(self, k, batch):
-        """Refuse a step whose k·batch rows cannot fit in memory (K = 100,000 with B = 20 would
-        otherwise allocate until the machine swaps), saying which k would."""
-        rows = memory.step_bytes(1, self.x_dim, self.z_dim, self.hidden,
-                                 self._head_values, self.dtype)
+    def _k_chunk(self, k, batch):
+        """None when a step of k·batch rows fits in memory; else the largest number of samples
+        per chunk that does (K = 100,000 with B = 20 would otherwise allocate until the machine
+        swaps); a batch too large for even one sample at a time is refused."""
         available = memory.available_bytes()
-        if available is not None:
-            most = int(memory.USABLE * available // (rows * batch))
-            memory.check(f"a step with k={k} and a batch of {batch}", rows * k * batch,
-                         f"k up to {most} fits with this batch", available)
+        if available is None:
+            return None
+        row = memory.step_bytes(1, self.x_dim, self.z_dim, self.hidden, self._head_values,
+                                self.dtype)
+        if row * k * batch <= memory.USABLE * available:
+            return None
+        kept = (k * batch * (self.z_dim + 2)) * numpy.dtype(self.dtype).itemsize   # ε, log w, w̃
+        memory.check(f"a step with k={k} and a batch of {batch}", kept + row * batch,
+                      "use a smaller batch", available)
+        return max(1, int((memory.USABLE * available - kept) // (row * batch)))
 
     def _inputs(self, x, k, eps, mask, check):
         """x, ε (drawn from the model's generator if None) and the mask, ready to compute with."""
@@ -369,7 +373,8 @@ class IWAE:
                                "standardised data or a smaller learning rate")
         return bound, grads
 
-    def bound_and_grads(self, x, k, eps=None, mask=None, check=True, estimator=None):
+    def bound_and_grads(self, x, k, eps=None, mask=None, check=True, estimator=None,
+                        k_chunk=None):
         """The mean bound over the batch and its gradient with respect to every parameter.
 
         Returns ``(bound, grads)``: bound is a 0-d backend scalar (a NumPy scalar on the CPU;
@@ -377,6 +382,10 @@ class IWAE:
         ``check=False`` skips the input checks (which cost a device sync), for a training loop
         that has validated its data once. ``estimator`` ("iwae", "stl", "dreg"; default the
         model's) chooses the encoder's gradient estimator; the decoder's is the same for all.
+        ``k_chunk`` sends at most that many of the K samples through the decoder at once
+        (:meth:`_bound_and_grads_chunked`: the same numbers, up to rounding, in less memory);
+        when checking, a K·B step too large for memory is chunked by itself, so that a large K
+        is slow rather than fatal.
 
         The forward pass in the lecture's order, then the backward pass in reverse:
         ∂L/∂log w_k = w̃_k / B weights every sample's log p_θ(x|z_k) (decoder) and its
@@ -385,6 +394,10 @@ class IWAE:
         estimator = self.estimator if estimator is None else \
             validate.choice("estimator", estimator, ESTIMATORS)
         x, eps, mask = self._inputs(x, k, eps, mask, check)
+        if check and k_chunk is None:
+            k_chunk = self._k_chunk(k, x.shape[0])
+        if k_chunk is not None and validate.positive_int("k_chunk", k_chunk) < k:
+            return self._bound_and_grads_chunked(x, eps, mask, k_chunk, check, estimator)
         B = x.shape[0]
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
@@ -402,6 +415,49 @@ class IWAE:
                                     for h, d in dlogphi.items()}, dec, grads)
         # The encoder's gradient: IWAE's (path and score), STL's (path) or DReG's (w̃² path).
         dmean, dlogvar = encoder_backward(estimator, normalized_weights, g, dz, z, eps, logvar)
+        self.encoder.backward(dmean, dlogvar, enc, grads)
+        return self._finite(bound.mean(), grads, check)
+
+    def _bound_and_grads_chunked(self, x, eps, mask, k_chunk, check, estimator):
+        """:meth:`bound_and_grads` with the K samples in chunks of ``k_chunk``, in two passes.
+
+        L_K needs all K log-weights before any weight w̃_k is known, so pass 1 computes log w
+        chunk by chunk, keeping only that (K, B) array; pass 2 recomputes each chunk's forward
+        pass and adds its share of the gradient, with w̃ and g = w̃/B restricted to the chunk.
+        Every gradient is a sum over k, so the sum over chunks is the same gradient (twice the
+        decoder's forward work; the memory of one chunk).
+        """
+        B, K = x.shape[0], eps.shape[0]
+        mean, logvar, enc = self.encoder.forward(x)
+        chunks = [slice(s, min(s + k_chunk, K)) for s in range(0, K, k_chunk)]
+
+        def forward(c):
+            z = reparametrize(mean, logvar, eps[c])
+            heads, dec = self.decoder.forward(z)
+            return z, heads, dec
+
+        pieces = []
+        for c in chunks:                                             # pass 1: log w, (K, B)
+            z, heads, _ = forward(c)
+            pieces.append(masked_log_weights(self.likelihood.log_prob(x, **heads), mask, z,
+                                             eps[c], logvar))
+        lse, normalized_weights = logsumexp_weights(xp.concatenate(pieces))
+        bound = lse - math.log(K)
+        g = normalized_weights / B
+        grads = {n: xp.zeros_like(p) for n, p in self.params.items()
+                 if n.startswith("decoder.")}
+        dmean = dlogvar = 0
+        for c in chunks:                                             # pass 2: the gradient
+            z, heads, dec = forward(c)
+            dlogphi = self.likelihood.log_prob_grads(x, **heads)
+            part = {}
+            dz = self.decoder.backward({h: head_grads(g[c], d, mask) for h, d in dlogphi.items()},
+                                       dec, part)
+            for name, value in part.items():
+                grads[name] += value
+            dm, dv = encoder_backward(estimator, normalized_weights[c], g[c], dz, z, eps[c],
+                                      logvar)
+            dmean, dlogvar = dmean + dm, dlogvar + dv
         self.encoder.backward(dmean, dlogvar, enc, grads)
         return self._finite(bound.mean(), grads, check)
 
@@ -450,6 +506,9 @@ class VAE(IWAE):
                              "not the analytic-KL VAE bound")
         x, eps, mask = self._inputs(x, k, eps, mask, check)
         K, B = eps.shape[0], x.shape[0]
+        if check and self._k_chunk(K, B) is not None:                # not chunked: refused
+            raise memory.TooLarge(f"a step with k={K} and a batch of {B} does not fit in memory "
+                                  f"with analytic_kl=True; use a smaller k or batch")
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)

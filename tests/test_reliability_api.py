@@ -179,10 +179,45 @@ def test_model_sizes_that_cannot_fit_are_refused(monkeypatch):
                    IWAE, 784, 50, hidden=(99999999999,))
     one_line_error(r"needs about", IWAE, 10 ** 12, 2)
     model = IWAE(784, 50)
-    msg = one_line_error(r"a step with k=100000 and a batch of 20 needs about .* k up to \d+ "
-                         r"fits with this batch", model.bound_and_grads,
-                         np.zeros((20, 784), np.float32), 100000)
-    assert "GB" in msg
+    monkeypatch.setattr(memory, "available_bytes", lambda: 200_000)   # not one sample of 20
+    one_line_error(r"a step with k=5 and a batch of 20 needs about .* smaller batch",
+                   model.bound_and_grads, np.zeros((20, 784), np.float32), 5)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "student_t"])
+def test_chunked_k_gives_the_same_bound_and_gradients(likelihood):
+    from minivae.model import IWAE
+    from minivae import backend
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 7))
+    if likelihood == "bernoulli":
+        x = (x > 0).astype(float)
+    mask = rng.random((5, 7)) < 0.8
+    model = IWAE(7, 3, hidden=(6,), likelihood=likelihood, dtype="float64")
+    eps = rng.standard_normal((11, 5, 3))
+    whole, g_whole = model.bound_and_grads(x, 11, eps=eps, mask=mask)
+    for k_chunk in (1, 4, 10):
+        part, g_part = model.bound_and_grads(x, 11, eps=eps, mask=mask, k_chunk=k_chunk)
+        assert float(part) == pytest.approx(float(whole), rel=1e-12)
+        for name in g_whole:
+            np.testing.assert_allclose(backend.to_numpy(g_part[name]),
+                                       backend.to_numpy(g_whole[name]), rtol=1e-10,
+                                       atol=1e-13, err_msg=name)
+
+
+def test_a_large_k_is_chunked_by_itself_when_memory_is_short(monkeypatch):
+    """K = 100,000 with B = 20 needs about 60 GB at once: it runs in chunks instead."""
+    from minivae import memory
+    from minivae.model import IWAE
+    model = IWAE(20, 2, hidden=(8,), dtype="float64")
+    x = (np.random.default_rng(1).random((4, 20)) < 0.5).astype(float)
+    eps = np.random.default_rng(2).standard_normal((300, 4, 2))
+    whole = model.bound_and_grads(x, 300, eps=eps)
+    row = memory.step_bytes(1, 20, 2, (8,), 1, "float64")
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(60 * row * 4 / memory.USABLE))
+    assert 1 <= model._k_chunk(300, 4) < 60               # chunks of fewer than 60 samples
+    chunked = model.bound_and_grads(x, 300, eps=eps)
+    assert float(chunked[0]) == pytest.approx(float(whole[0]), rel=1e-12)
 
 
 def test_model_inputs_complex_and_overflowing_values():
