@@ -80,13 +80,17 @@ def test_a_checkpoint_ahead_of_the_metrics_is_not_resumed(two_epochs, mnist_dir,
 
 # ---------------------------------------------------------------- item 8: typed metrics
 @pytest.mark.parametrize("field,value", [("elapsed", "x"), ("epoch", "1"), ("train_bound", None),
-                                         ("lr", True), ("test_bound", "nan")])
+                                         ("lr", True), ("test_bound", "nan"),
+                                         ("elapsed", KeyError), ("k", KeyError)])
 def test_wrongly_typed_metrics_are_one_line_naming_file_line_and_field(
         field, value, two_epochs, tmp_path, capsys):
     run_dir = copy_run(two_epochs, tmp_path)
     path = os.path.join(run_dir, runs.METRICS)
     rows = [json.loads(line) for line in open(path)]
-    rows[1][field] = value
+    if value is KeyError:
+        del rows[1][field]
+    else:
+        rows[1][field] = value
     open(path, "w").write("".join(json.dumps(r) + "\n" for r in rows))
     before = snapshot(run_dir)
     code, _, err = run_cli(["train", "--out", run_dir] + RESUME, capsys)

@@ -187,10 +187,15 @@ _RECORD_FIELDS = {"epoch": (validate.positive_int, False), "k": (validate.positi
 
 
 def _check_record(row, where):
-    """A metrics record with every known field of the right type (a string-typed bound would
-    be drawn as a categorical axis, a string elapsed time would crash a resume)."""
+    """A metrics record with every field present and of the right type (a string-typed bound
+    would be drawn as a categorical axis, a missing or string elapsed time would restart or
+    crash a resume's clock)."""
+    missing = [name for name in _RECORD_FIELDS if name not in row]
+    if missing:
+        raise ValueError(f"{where} {missing[0]!r} is missing ({len(missing)} field(s) missing); "
+                         "corrupt file?")
     for name, (check, nullable) in _RECORD_FIELDS.items():
-        if name in row and not (nullable and row[name] is None):
+        if not (nullable and row[name] is None):
             check(f"{where} {name!r}", row[name])
     return row
 
@@ -317,7 +322,7 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
         raise
     report = _Reporter(quiet, len(rd.x_train), stream)
     if resume:
-        elapsed = rows[-1].get("elapsed", 0.0) if rows else 0.0
+        elapsed = rows[-1]["elapsed"] if rows else 0.0
         report.line(f"resuming {run_dir} at epoch {run.epoch} of {config.epochs}")
         if not run.rng_exact:
             report.line("note: the checkpoint was written by the other backend (CPU/GPU); its "
