@@ -39,14 +39,15 @@ class Interrupted(KeyboardInterrupt):
 def exit_code(error):
     """The exit code of an exception (None: not an expected error, i.e. a bug).
 
-    Divergence is :class:`minivae.train.Diverged`, an unusable backend
+    Divergence is :class:`minivae.model.Diverged` (re-exported as ``minivae.train.Diverged``),
+    an unusable backend
     :class:`minivae.backend.BackendError`. They are recognised by class name and module, so
     the map imports nothing (and works when the error came from the failed import of the
     module itself, which Python then drops from ``sys.modules``).
     """
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if _is(error, "minivae.train", "Diverged"):
+    if _is(error, "minivae.model", "Diverged"):
         return EXIT_DIVERGED
     if _is(error, "minivae.backend", "BackendError"):
         return EXIT_BAD_INPUT
