@@ -164,10 +164,12 @@ def test_adam_hyperparameters_are_validated(kwargs, name):
 
 
 def test_sgd_hyperparameters_are_validated_and_numpy_scalars_accepted():
+    from minivae import backend
     from minivae.optim import SGD, Adam
-    one_line_error(r"^lr must be", SGD, {"w": np.zeros(2)}, lr=True)
-    one_line_error(r"^momentum must be", SGD, {"w": np.zeros(2)}, momentum=1.5)
-    assert Adam({"w": np.zeros(2)}, lr=np.float32(1e-3)).lr == pytest.approx(1e-3)
+    params = {"w": backend.xp.zeros(2)}
+    one_line_error(r"^lr must be", SGD, params, lr=True)
+    one_line_error(r"^momentum must be", SGD, params, momentum=1.5)
+    assert Adam(params, lr=np.float32(1e-3)).lr == pytest.approx(1e-3)
 
 
 # ---------------------------------------------------------------- the model (items 6, 9, 11)
