@@ -109,26 +109,35 @@ def _log_weights(decoder, x, eps, mean, logvar):
     return decoder.log_px(x, z) + bound.log_prior(z) - bound.log_q(eps, logvar)
 
 
-def _encoder_grads(mod):
+def _encoder_problem(mod, name, seed):
+    """An encoder-gradient check's inputs (μ, v, ε, a small linear-Gaussian decoder, x, log w,
+    ∂ log p(x|z)/∂z), the student's ``name``(log_w, dlogpx_dz, eps, mean, logvar) and the
+    library's, compared; returns (inputs, student's (dmean, dlogvar), comparisons)."""
     from .. import bound
-    rng = np.random.default_rng(64)
+    rng = np.random.default_rng(seed)
     mean, logvar = rng.standard_normal((B, D)), 0.7 * rng.standard_normal((B, D))
     eps = rng.standard_normal((K, B, D))
     decoder = LinearGaussianDecoder(rng, D, 5)
     x = rng.standard_normal((B, 5))
     log_w = _log_weights(decoder, x, eps, mean, logvar)
     dlogpx_dz = decoder.grad_z(x, bound.reparametrize(mean, logvar, eps))
-    dmean, dlogvar = unpack(call(mod, "iwae_encoder_grads", log_w, dlogpx_dz, eps, mean,
-                                 logvar), 2, "iwae_encoder_grads")
+    dmean, dlogvar = unpack(call(mod, name, log_w, dlogpx_dz, eps, mean, logvar), 2, name)
     dmean, dlogvar = as_array(dmean, (B, D), "dmean"), as_array(dlogvar, (B, D), "dlogvar")
-    lib_dmean, lib_dlogvar = lib("iwae_encoder_grads")(log_w, dlogpx_dz, eps, mean, logvar)
-
-    def f():
-        return float(lib("iwae_bound")(_log_weights(decoder, x, eps, mean, logvar)).sum())
-    return check_gradient(f, {"mean": mean, "logvar": logvar},
-                          {"mean": dmean, "logvar": dlogvar}) + \
+    lib_dmean, lib_dlogvar = lib(name)(log_w, dlogpx_dz, eps, mean, logvar)
+    inputs = dict(mean=mean, logvar=logvar, eps=eps, decoder=decoder, x=x, log_w=log_w)
+    return inputs, {"mean": dmean, "logvar": dlogvar}, \
         [compare("dmean", dmean, lib_dmean, "minivae.bound"),
          compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
+
+
+def _encoder_grads(mod):
+    p, grads, same = _encoder_problem(mod, "iwae_encoder_grads", 64)
+    mean, logvar = p["mean"], p["logvar"]
+
+    def f():
+        return float(lib("iwae_bound")(_log_weights(p["decoder"], p["x"], p["eps"], mean,
+                                                    logvar)).sum())
+    return check_gradient(f, {"mean": mean, "logvar": logvar}, grads) + same
 
 
 def _dreg_encoder_grads(mod):
@@ -137,29 +146,18 @@ def _dreg_encoder_grads(mod):
     c = w̃² and q_0's mean and variance held at the point; and minivae's own."""
     from .. import bound
     from ..likelihoods import LOG_2PI
-    rng = np.random.default_rng(66)
-    mean, logvar = rng.standard_normal((B, D)), 0.7 * rng.standard_normal((B, D))
-    eps = rng.standard_normal((K, B, D))
-    decoder = LinearGaussianDecoder(rng, D, 5)
-    x = rng.standard_normal((B, 5))
-    log_w = _log_weights(decoder, x, eps, mean, logvar)
-    dlogpx_dz = decoder.grad_z(x, bound.reparametrize(mean, logvar, eps))
-    dmean, dlogvar = unpack(call(mod, "dreg_encoder_grads", log_w, dlogpx_dz, eps, mean,
-                                 logvar), 2, "dreg_encoder_grads")
-    dmean, dlogvar = as_array(dmean, (B, D), "dmean"), as_array(dlogvar, (B, D), "dlogvar")
-    lib_dmean, lib_dlogvar = lib("dreg_encoder_grads")(log_w, dlogpx_dz, eps, mean, logvar)
-    c = bound.iwae_bound_grad(log_w) ** 2
+    p, grads, same = _encoder_problem(mod, "dreg_encoder_grads", 66)
+    mean, logvar, eps = p["mean"], p["logvar"], p["eps"]
+    c = bound.iwae_bound_grad(p["log_w"]) ** 2
     mean0, logvar0 = mean.copy(), logvar.copy()
 
     def f():
         z = bound.reparametrize(mean, logvar, eps)
         log_q0 = (-0.5 * (z - mean0) ** 2 * np.exp(-logvar0) - 0.5 * logvar0
                   - 0.5 * LOG_2PI).sum(axis=-1)
-        return float((c * (decoder.log_px(x, z) + bound.log_prior(z) - log_q0)).sum())
-    return check_gradient(f, {"mean": mean, "logvar": logvar},
-                          {"mean": dmean, "logvar": dlogvar}) + \
-        [compare("dmean", dmean, lib_dmean, "minivae.bound"),
-         compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
+        return float((c * (p["decoder"].log_px(p["x"], z) + bound.log_prior(z)
+                           - log_q0)).sum())
+    return check_gradient(f, {"mean": mean, "logvar": logvar}, grads) + same
 
 
 def _columns():
