@@ -169,7 +169,8 @@ def test_stale_temporary_files_of_a_killed_writer_are_removed(how, two_epochs, m
                                                               tmp_path, capsys):
     run_dir = copy_run(two_epochs, tmp_path)
     dead = 2 ** 22 + 12345                          # above the default pid_max: never alive
-    stale = [f".{runs.CHECKPOINT}.tmp-{dead}-abc", f".{runs.METRICS}.tmp-{dead}-def"]
+    stale = [f".{runs.CHECKPOINT}.tmp-{dead}-abc", f".{runs.METRICS}.tmp-{dead}-def",
+             f".{runs.CHECKPOINT}.k3j_x9q2.tmp"]                  # minivae 0.1's naming
     for name in stale:
         open(os.path.join(run_dir, name), "wb").write(b"half")
     argv = ["train", "--out", run_dir] + (RESUME if how == "--resume" else

@@ -308,7 +308,7 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
     # files go, and nothing else).
     created = not os.path.isdir(run_dir)
     try:
-        for f in stale:
+        for f in stale + _legacy_temp_files(run_dir):
             os.remove(os.path.join(run_dir, f))
         os.makedirs(run_dir, exist_ok=True)
         if resume:
@@ -382,6 +382,17 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
                           f"{CURVES} could not be written ({e.strerror or e}); draw it later "
                           f"with `minivae plot {run_dir}`") from None
     return {"run_dir": run_dir, "epoch": run.epoch, "last": last, "model": repr(run.model)}
+
+
+def _legacy_temp_files(run_dir):
+    """Temporary files of the run's files left by a killed writer of minivae 0.1
+    (``.checkpoint.npz.XXXXXXXX.tmp``: no process id in the name, so the one atomic writer's
+    own clean-up cannot tell them from a live writer's); the run's own process is their only
+    writer, so they are stale whenever a run starts or resumes."""
+    if not os.path.isdir(run_dir):
+        return []
+    return [n for n in os.listdir(run_dir) for f in RUN_FILES
+            if n.startswith(f".{f}.") and n.endswith(".tmp") and ".tmp-" not in n]
 
 
 def check_memory(config, x_dim):
