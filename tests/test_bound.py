@@ -326,7 +326,8 @@ def test_affine_backward_skips_dx_for_data():
 # ---------------------------------------------------------------- the exercise is the library
 # Every function a lab asks for (labs 3-6 and 8: the model's derivation), defined once in the
 # package, with the exercise stub's signature; the library's may end with optional switches the
-# exercise leaves out (need_dx=False, a saving), which a caller of the stub never passes.
+# exercise leaves out (need_dx=False, a saving; work=None, a workspace whose buffers receive the
+# results), which a caller of the stub never passes (run --mine drops them: core._adapted).
 LIBRARY_MODULES = (layers, likelihoods, ops, bound, impute)
 LECTURE_LABS = ("03_backprop", "04_observation_models", "05_vae_bound", "06_iwae_bound",
                 "08_missing_data_miwae")

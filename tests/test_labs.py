@@ -12,6 +12,7 @@ import math
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +104,9 @@ def test_every_check_has_a_stub_and_a_solution(n):
 @pytest.mark.parametrize("n", NUMBERS)
 def test_every_exercise_function_is_a_library_function_with_its_signature(n, tmp_path):
     """The exercise is the library: same name, same parameters (and defaults). The library's
-    function may end with optional switches the exercise leaves out (need_dx=False: a saving,
-    not a different result), which run --mine drops when it calls the student's function."""
+    function may end with optional switches the exercise leaves out (need_dx=False: a saving;
+    work=None: a workspace whose buffers receive the results; not a different result), which
+    run --mine drops when it calls the student's function (core._adapted)."""
     lab = get_lab(n)
     from minivae.labs.core import load_exercise
     stub = load_exercise(write_exercise(tmp_path, template_text(lab)))
@@ -153,6 +155,12 @@ def test_untouched_exercise_in_a_subprocess_exits_nonzero_without_traceback(tmp_
     assert proc.stdout.count("NOT IMPLEMENTED") == 5
 
 
+# The fused Bernoulli function with ∂/∂ℓ = (x - ½) - T instead of (x - ½) - ½T (log Φ right).
+BERNOULLI_FUSED_HALF_T = (
+    "def bernoulli_log_prob_and_grads(x, logits):\n"
+    "    t = np.tanh(logits / 2)\n"
+    "    return bernoulli_log_prob(x, logits), {'logits': (x - 0.5) - t}\n")
+
 # One deliberate mistake per lab (and a few more): the function named is redefined wrongly.
 PLANTED = [
     (1, "is_term_variance", "def is_term_variance(a, m):\n"
@@ -173,6 +181,10 @@ PLANTED = [
     (4, "bernoulli_log_prob", "def bernoulli_log_prob(x, logits):\n"
         "    p = 1 / (1 + np.exp(-logits))\n"
         "    return x * np.log(p) + (1 - x) * np.log(1 - p)\n"),              # -inf at ±800
+    (4, "bernoulli_log_prob_and_grads", BERNOULLI_FUSED_HALF_T),          # forgot the ½ of ½T
+    (4, "bernoulli_log_prob_and_grads", "def bernoulli_log_prob_and_grads(x, logits):\n"
+        "    p = 1 / (1 + np.exp(-logits))\n"
+        "    return x * np.log(p) + (1 - x) * np.log(1 - p), {'logits': x - p}\n"),  # -inf, f32
     (5, "kl_grads", "def kl_grads(mean, logvar):\n"
         "    return mean, 0.5 * np.exp(logvar)\n"),
     (5, "vae_encoder_grads", "_ok = vae_encoder_grads\n"
@@ -223,7 +235,8 @@ def test_planted_mistake_fails_and_nothing_else_does(n, name, planted, capsys, t
     assert rc == 1, out
     assert results[name][0] == "FAIL", out
     assert "rel. error" in results[name][1] or "NaN" in results[name][1] or \
-        "lowered the log-likelihood" in results[name][1], out
+        "lowered the log-likelihood" in results[name][1] or \
+        re.search(r"is -?inf at .* where ℓ = ", results[name][1]), out
     others = [status for f, (status, _) in results.items() if f != name and
               not (n == 3 and name == "tanh_backward" and f == "mlp_backward")]
     assert set(others) == {"PASS"}, out
@@ -384,6 +397,9 @@ LIBRARY_BUGS = [
     (4, "minivae.likelihoods", "gaussian_grads",
      lambda x, mean, logvar: {"mean": (x - mean) * np.exp(-logvar),
                               "logvar": (x - mean) ** 2 * np.exp(-logvar) - 1}),  # lost the ½
+    (4, "minivae.likelihoods", "bernoulli_log_prob_and_grads",
+     lambda x, logits, work=None: (x * logits - np.logaddexp(0, logits),
+                                   {"logits": x - 0.5 - np.tanh(logits / 2)})),  # lost the ½ of ½T
     (5, "minivae.bound", "kl_grads", lambda mean, logvar: (mean, 0.5 * np.exp(logvar))),
     (6, "minivae.bound", "iwae_bound_grad", lambda log_w: np.exp(log_w)),
     (7, "minivae.optim", "adam_step", None),                                   # descends
@@ -474,6 +490,46 @@ def test_run_mine_trains_with_the_students_functions(capsys, tmp_path):
     assert yours != ours and float(yours) < float(ours), out
     from minivae import layers
     assert layers.tanh_backward.__module__ == "minivae.layers"     # restored afterwards
+
+
+@pytest.mark.slow
+def test_run_mine_trains_lab_4s_bernoulli_with_the_students_fused_function(capsys, tmp_path):
+    """The IWAE's training step calls bernoulli_log_prob_and_grads(x, logits, work=...), and
+    so does lab 4's fit (model.log_prob_and_grads): under --mine the student's fused function,
+    which has no work=, is called (the option dropped) and a wrong one changes the Bernoulli
+    fit, not the others."""
+    folder = tmp_path / "labs" / get_lab(4).FOLDER
+    folder.mkdir(parents=True)
+    write_exercise(folder, exercise_from_solution(4, BERNOULLI_FUSED_HALF_T))
+    assert labs_cli.main(["run", "4", "--quick", "--mine", "--path", str(folder),
+                          "--out", str(tmp_path)]) == 0
+    rows = _figures(capsys.readouterr().out)
+    yours, ours = rows["Bernoulli (binarized): test log-lik."]
+    assert float(yours) < float(ours), rows
+    for other in ("Gaussian (grey levels): test log-lik.", "Student's t (grey): test log-lik."):
+        assert rows[other][0] == rows[other][1], rows
+    from minivae import likelihoods
+    assert likelihoods.Bernoulli.log_prob_and_grads is likelihoods.bernoulli_log_prob_and_grads
+
+
+def test_substitution_drops_the_librarys_work_option_like_need_dx():
+    """The model passes work= to the fused Bernoulli function; a student's function without
+    that parameter is called without it (as layers' need_dx), one with **kwargs receives it."""
+    from minivae import likelihoods
+    from minivae.labs.core import substituted
+    from minivae.workspace import Workspace
+    seen, right = [], likelihoods.bernoulli_log_prob_and_grads
+
+    def mine(x, logits):
+        seen.append("called")
+        return right(x, logits)
+
+    x, logits = np.zeros((2, 3)), np.ones((4, 2, 3))
+    with substituted(get_lab(4), types.SimpleNamespace(bernoulli_log_prob_and_grads=mine)):
+        log_phi, d = likelihoods.Bernoulli.log_prob_and_grads(x, logits=logits,
+                                                                work=Workspace())
+    assert seen == ["called"] and log_phi.shape == d["logits"].shape == (4, 2, 3)
+    assert likelihoods.Bernoulli.log_prob_and_grads is likelihoods.bernoulli_log_prob_and_grads
 
 
 @pytest.mark.skipif(not ON_DEVICE, reason="only under MINIVAE_BACKEND=cupy")

@@ -9,7 +9,9 @@ shape too. Every parameter (a "head") is an unconstrained real number:
     Student's t loc μ, log-scale s,       Φ(x|μ, s, ρ) = t_ν(x; μ, e^s),  ν = 3 + softplus(ρ)
                 raw degrees of freedom ρ
 
-The *_grads functions return a dict {head name: ∂ log Φ / ∂ head}, each of the same shape.
+The *_grads functions return a dict {head name: ∂ log Φ / ∂ head}, each of the same shape;
+bernoulli_log_prob_and_grads returns both, (log Φ, {"logits": ...}), as the IWAE's training
+step calls it.
 
 Check your work with:   python -m minivae.labs check 4
 """
@@ -39,6 +41,17 @@ def bernoulli_log_prob(x, logits):
 def bernoulli_grads(x, logits):
     """Return {"logits": ∂ log Φ(x|ℓ) / ∂ℓ}."""
     raise NotImplementedError('bernoulli_grads: return {"logits": ...}')
+
+
+def bernoulli_log_prob_and_grads(x, logits):
+    """Both at once, as a training step needs them: (log Φ(x|ℓ), {"logits": ∂ log Φ/∂ℓ}).
+
+    Compute them from one T = tanh(ℓ/2) (question D5): no exp, no sigmoid, no softplus. Must
+    stay finite for any logit in float32 too (try ℓ = ±150: e^150 overflows float32). x may have
+    fewer leading axes than logits (the IWAE calls it with x (B, D) and logits (K, B, D)).
+    """
+    raise NotImplementedError("bernoulli_log_prob_and_grads: return (log Φ(x|ℓ), "
+                              '{"logits": ∂ log Φ/∂ℓ}) from one T = tanh(ℓ/2)')
 
 
 # ---------------------------------------------------------------- Gaussian, mean and log-variance

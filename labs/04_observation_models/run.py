@@ -6,7 +6,12 @@ log-densities' gradients and compared with the closed-form maximum likelihood wh
 one, then on test digits.
 
 Your log-densities and their gradients are the library's (minivae.likelihoods) while this runs,
-once they pass the checks: the fit climbs your gradients and is scored by your log-densities.
+once they pass the checks (or with --mine): the fit climbs your gradients through
+``model.log_prob_and_grads``, the very call of the IWAE's training step — for the Bernoulli
+your fused bernoulli_log_prob_and_grads, for the Gaussian and Student's t your *_log_prob and
+*_grads — and is scored by your *_log_prob. (This run does not call your bernoulli_grads:
+the library calls it where a step needs the gradient alone, the IWAE's step with its K samples
+in chunks and the analytic-KL VAE's step.)
 """
 import numpy as np
 
@@ -22,14 +27,14 @@ DESCRIPTION = ("fit each observation model to MNIST pixels by gradient ascent wi
 def fit(model, x, init, steps, rng, batch=100, lr=0.05):
     """Per-pixel heads maximising the mean log-likelihood of the rows of x: minivae's training
     loop (Adam) on minibatches drawn with replacement, climbing the log-density's gradients
-    (the ones a decoder's backward pass starts from)."""
+    (the ones a decoder's backward pass starts from), taken with the log-density from one
+    call of ``model.log_prob_and_grads`` as in IWAE.bound_and_grads."""
     params = {h: np.array(v, dtype=float) for h, v in init.items()}
     opt = optim.Adam(params, lr=lr, eps=1e-8)
 
     def objective(idx):
-        xb = x[idx]
-        g = model.log_prob_grads(xb, **params)
-        return loglik(model, xb, params), {h: g[h].mean(axis=0) for h in params}
+        log_phi, g = model.log_prob_and_grads(x[idx], **params)        # (batch, 784) each
+        return float(log_phi.sum(axis=1).mean()), {h: g[h].mean(axis=0) for h in params}
 
     def settle(step):
         if step == steps // 2:
