@@ -24,7 +24,7 @@ TITLE = "Observation models: Bernoulli, Gaussian and Student's t log-densities a
 MINUTES = "45-75 min"
 TEACHES = ("the gradient of log p(x|z) with respect to the decoder's outputs, where every "
            "gradient of a DLVM starts; parametrising with unconstrained heads; stable "
-           "log-densities")
+           "log-densities; the fused Bernoulli form (one tanh) the training step runs")
 KINDS = ("bernoulli", "gaussian", "student_t")
 FUSED = "bernoulli_log_prob_and_grads"
 SOLUTION = [f"minivae.likelihoods.{kind}_{what}" for kind in KINDS
