@@ -31,8 +31,10 @@ def _moments(model, x, k, estimators, reps, rng, on_step=None):
     """Σ Δ and Σ Δ² per estimator over ``reps`` draws (float64 host arrays, keyed by name)."""
     sums = {e: {} for e in estimators}
     squares = {e: {} for e in estimators}
+    x = backend.asarray(x)                       # check=False below: backend arrays, as given
     for _ in range(reps):
-        eps = rng.standard_normal((k, x.shape[0], model.z_dim))       # shared by the estimators
+        # ε drawn on the host (the same on every backend), shared by the estimators.
+        eps = backend.asarray(rng.standard_normal((k, x.shape[0], model.z_dim)))
         for e in estimators:
             _, grads = model.bound_and_grads(x, k, eps=eps, check=False, estimator=e)
             for name, g in grads.items():
