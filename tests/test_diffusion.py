@@ -288,3 +288,20 @@ def test_config_rebuilds_the_model():
     assert clone.get_config() == model.get_config()
     for n in model.params:
         assert np.array_equal(np_(model.params[n]), np_(clone.params[n]))
+
+
+# ------------------------------------------------------------------------------ toy data
+
+def test_ring_density_integrates_to_one():
+    g = np.linspace(-4, 4, 801)
+    xx = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    mass = np.exp(toydata.log_density("ring", xx)).sum() * (g[1] - g[0]) ** 2
+    assert mass == pytest.approx(1.0, abs=1e-6)
+
+
+def test_lecture_toy_is_standardised():
+    """The fixed shift and scale make the lecture's toy data roughly zero-mean, unit-scale."""
+    y = toydata.sample("lecture", 200_000, seed=1)
+    assert np.all(np.abs(y.mean(0)) < 0.02) and np.all(np.abs(y.std(0) - 1) < 0.02)
+    with pytest.raises(ValueError, match="unknown toy"):
+        toydata.sample("moons", 3)

@@ -2,7 +2,7 @@
 
 - ``ring``: a mixture of 8 equally weighted Gaussians N(c_k, 0.25² I) with centres c_k on a
   circle of radius 2; log p(x) = logsumexp_k log N(x; c_k, 0.25² I) − log 8 in closed form.
-- ``lecture``: the lecture's toy DLVM (:mod:`minivae.toy`: z ~ N(0, 1), x | z ~ N(μ(z), Σ(z))),
+- ``lecture``: the lecture's toy DLVM (:mod:`minivae.lecture.toy`: z ~ N(0, 1), x | z ~ N(μ(z), Σ(z))),
   whose log p(x) is computed by quadrature, standardised as y = (x − m) / s with the fixed
   m = (0, 1.6), s = (5, 3.4) (its mean and standard deviation to two digits) so that the
   diffusion sees unit-scale data. Densities change with the scale:
@@ -35,7 +35,7 @@ def sample(name, n, seed=0):
     """n draws (n, 2) float64 of the toy ``name``, reproducible from ``seed``."""
     _check_name(name)
     if name == "lecture":
-        from .. import toy
+        from ..lecture import toy
         _, x = toy.sample(n, seed=seed)
         return (x - LECTURE_SHIFT) / LECTURE_SCALE
     rng = np.random.default_rng(seed)
@@ -48,7 +48,7 @@ def log_density(name, x):
     _check_name(name)
     x = np.asarray(x, dtype=float)
     if name == "lecture":
-        from .. import toy
+        from ..lecture import toy
         return toy.log_marginal(LECTURE_SHIFT + LECTURE_SCALE * x) + np.log(LECTURE_SCALE).sum()
     sq = ((x[:, None, :] - ring_centres()[None]) ** 2).sum(axis=2)             # (n, 8)
     log_comp = -sq / (2 * RING_STD ** 2) - math.log(2 * math.pi * RING_STD ** 2)
