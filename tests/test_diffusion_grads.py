@@ -91,3 +91,17 @@ def test_ddpm_loss_and_grads(schedule):
     def f():
         return float(model.loss_and_grads(x0, t=t, eps=eps)[0])
     assert_passes(check_function(f, model.params, grads))
+
+
+def test_objective_is_minus_the_loss_with_the_same_draws():
+    """objective_and_grads (what the training loop maximises) is −L_simple and −its gradient,
+    with t and ε drawn from the model's generator as loss_and_grads draws them."""
+    rng = np.random.default_rng(5)
+    x0 = dev(rng.standard_normal((6, 3)))
+    a = DDPM(x_dim=3, T=20, hidden=(5,), time_dim=4, dtype="float64", seed=1)
+    b = DDPM(x_dim=3, T=20, hidden=(5,), time_dim=4, dtype="float64", seed=1)
+    loss, g = a.loss_and_grads(x0)
+    value, h = b.objective_and_grads(x0)
+    assert float(value) == -float(loss)
+    for n in g:
+        assert np.array_equal(backend.to_numpy(h[n]), -backend.to_numpy(g[n]))

@@ -3,7 +3,8 @@ bounding the likelihood and sampling, built from the pieces of this package.
 
     model = DDPM(x_dim=2, T=100, hidden=(128, 128))
     loss, grads = model.loss_and_grads(x0)       # L_simple and ∂L_simple/∂θ (loss.py)
-    opt.step({n: -g for n, g in grads.items()})  # minivae's optimizers ascend
+    value, grads = model.objective_and_grads(x0) # −L_simple and its gradient, to maximise
+    opt.step(grads)                              # (minivae's optimizers ascend)
     bound = model.bound(x_test)                  # −L_vlb ≤ log p_θ(x_0), nats per example
     x = model.sample(100, sampler="ddim")
 
@@ -94,6 +95,14 @@ class DDPM:
         (t ~ U{1..T}, ε ~ N(0, I)); pass them to fix the noise (gradient checks).
         Returns (loss as a 0-d array, grads: dict name -> array like params).
         """
+        return self._loss_and_grads(x0, t, eps, check, sign=1.0)
+
+    def objective_and_grads(self, x0, check=True):
+        """The objective that training *maximises*, −L_simple, and its gradient: what minivae's
+        optimizers (which ascend, as the lecture climbs bounds) and training loop take."""
+        return self._loss_and_grads(x0, None, None, check, sign=-1.0)
+
+    def _loss_and_grads(self, x0, t, eps, check, sign):
         x0 = self._check_x(x0) if check else x0
         n = x0.shape[0]
         if t is None:
@@ -104,8 +113,8 @@ class DDPM:
         eps_hat, cache = denoiser_forward(xt, t, self.params, self.activation)
         loss, deps_hat = simple_loss(eps_hat, eps)
         grads = {}
-        denoiser_backward(deps_hat, cache, grads)
-        return loss, grads
+        denoiser_backward(sign * deps_hat, cache, grads)
+        return sign * loss, grads
 
     # ------------------------------------------------------------------ the bound
     def vlb_terms(self, x0, rng):
