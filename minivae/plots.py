@@ -50,14 +50,15 @@ def _save(fig, path, dpi=DPI, tight=True):
     return path
 
 
-def image_grid(images, ncols, pad=2, fill=0.0):
-    """Tile (N, 784) images in a grid of ``ncols`` columns with ``pad`` pixels between them.
+def image_grid(images, ncols, pad=2, fill=0.0, side=IMAGE_SIDE):
+    """Tile (N, side²) images (28 x 28 by default) in a grid of ``ncols`` columns with ``pad``
+    pixels between them.
 
-    Returns a 2-D array of shape (rows * (28 + pad) - pad, ncols * (28 + pad) - pad); empty
+    Returns a 2-D array of shape (rows * (side + pad) - pad, ncols * (side + pad) - pad); empty
     cells and the gaps are ``fill`` (0: white, as the digits are drawn dark on light).
     """
     images = np.clip(np.asarray(images, dtype=np.float64), 0.0, 1.0)
-    n, s = len(images), IMAGE_SIDE
+    n, s = len(images), side
     nrows = max(1, -(-n // ncols))
     cell = s + pad
     grid = np.full((nrows * cell - pad, ncols * cell - pad), fill)
@@ -439,3 +440,48 @@ def save_compare_curves(runs, path, title=None):
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------ diffusion
+
+def save_image_samples(images, path, title, side=IMAGE_SIDE, ncols=10):
+    """A grid of (n, side²) images in [0, 1] (e.g. a diffusion model's samples of 14 x 14
+    MNIST), each pixel drawn as 56/side screen pixels so every size shows at the same scale."""
+    return _save_grid(image_grid(images, ncols, side=side), path, title,
+                      zoom=max(1, 2 * IMAGE_SIDE // side))
+
+
+def plot_diffusion_toy(path, data, samples, exact=None, bound=None, title=""):
+    """A 2-D diffusion model beside its data: training data and samples (n, 2) as scatter
+    plots on the same axes and, when given, the bound −L_vlb(x) against the exact log p(x) of
+    test points (one dot each; the diagonal is equality, Gibbs puts the cloud's mean below)."""
+    data, samples = np.asarray(data), np.asarray(samples)
+    panels = 3 if exact is not None else 2
+    fig = _figure(4.2 * panels, 4.2)
+    axes = fig.subplots(1, panels)
+    both = np.concatenate([data, samples])
+    lo, hi = np.percentile(both, 0.5, axis=0), np.percentile(both, 99.5, axis=0)
+    pad = 0.1 * (hi - lo)
+    for ax, pts, name in zip(axes, (data, samples), ("data", "DDPM samples")):
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, linewidths=0)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        ax.set_aspect("equal")
+        ax.set_title(f"{name} ({len(pts)} points)", fontsize=9)
+    if exact is not None:
+        exact, bound = np.asarray(exact), np.asarray(bound)
+        ax = axes[2]
+        ax.scatter(exact, bound, s=3, alpha=0.5, linewidths=0)
+        a, b = np.percentile(np.concatenate([exact, bound]), [0.5, 99.5])
+        ax.plot([a, b], [a, b], "k--", lw=0.8, label="bound = log p(x)")
+        ax.set_xlim(a, b)
+        ax.set_ylim(a, b)
+        ax.set_xlabel("exact log p(x) (nats)")
+        ax.set_ylabel("−L_vlb(x) (nats)")
+        ax.set_title(f"mean {bound.mean():.3f} vs exact {exact.mean():.3f}", fontsize=9)
+        ax.legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, tight=False)
+
