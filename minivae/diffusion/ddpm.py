@@ -117,9 +117,11 @@ class DDPM:
         return sign * loss, grads
 
     # ------------------------------------------------------------------ the bound
-    def vlb_terms(self, x0, rng):
-        """The terms of L_vlb (nats), (N, T + 1): column 0 = L_T, column t = the step-t term."""
-        return vlb_terms(self.predict_eps, self._check_x(x0), self.schedule, self.decoder, rng)
+    def vlb_terms(self, x0, rng, on_step=None):
+        """The terms of L_vlb (nats), (N, T + 1): column 0 = L_T, column t = the step-t term
+        (``on_step(t)`` after each step, e.g. for a progress bar)."""
+        return vlb_terms(self.predict_eps, self._check_x(x0), self.schedule, self.decoder, rng,
+                         on_step)
 
     def bound(self, x0, rng=None, n_t=None):
         """−L_vlb(x_0) ≤ log p_θ(x_0) per example, in nats (N,).

@@ -98,11 +98,12 @@ def vlb_term(predict_eps, x0, t, eps, schedule, decoder):
     return xp.where(first, nll, kl)
 
 
-def vlb_terms(predict_eps, x0, schedule, decoder, rng):
+def vlb_terms(predict_eps, x0, schedule, decoder, rng, on_step=None):
     """All the terms of L_vlb for each example, in nats: (N, T + 1) with column 0 = L_T (the
     prior term) and column t = the term at step t (L_0 for t = 1, L_{t−1} for t ≥ 2).
 
     Costs T evaluations of the denoiser on the N examples; rng draws the ε of each step.
+    ``on_step(t)`` is called after each step (e.g. to move a progress bar).
     """
     n, dtype = x0.shape[0], x0.dtype
     cols = [prior_kl(x0, schedule)]
@@ -110,6 +111,8 @@ def vlb_terms(predict_eps, x0, schedule, decoder, rng):
         t = xp.full(n, step, dtype=xp.int64)
         eps = rng.standard_normal(x0.shape, dtype=dtype)
         cols.append(vlb_term(predict_eps, x0, t, eps, schedule, decoder))
+        if on_step is not None:
+            on_step(step)
     return xp.stack(cols, axis=1)
 
 

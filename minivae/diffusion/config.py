@@ -1,0 +1,175 @@
+"""What defines a diffusion training run: the data, the model, the optimisation, the monitoring.
+
+:class:`DiffusionConfig` is the one source of defaults, choices and validation of
+``minivae diffusion train`` (saved in the checkpoint and config.json, as
+:class:`minivae.train.TrainConfig` is for ``minivae train``). Options left at None take the
+defaults of the data's kind (:data:`PRESETS`): the 2-D toys train a small network on 50,000
+points in a minute; MNIST trains a 3-layer MLP on 14 × 14 images (docs/diffusion.md has the
+measured times).
+
+Data (``data``):
+
+- ``ring``, ``lecture``: 2-D data with a known log-density (toydata.py); ``n_train`` training
+  points are drawn once from ``seed``, and a fixed test set of 1,000 points from another seed;
+- ``mnist-subset`` (embedded, 10,000 / 2,000 images) or ``mnist`` (the IDX files in
+  ``data_dir``), downsampled by ``downsample`` (28 → 14 for 2) and kept 8-bit (images.py).
+
+The learning rate is ``lr`` and falls linearly to 0 over the last ``lr_decay`` fraction of the
+epochs (a function of the epoch, so a resumed run follows the same schedule). After every
+epoch the test bound −L_vlb is estimated on ``eval_n`` test points with ``eval_t`` random steps
+per point (None: all T steps; 0 points: none), with fixed noise.
+"""
+import dataclasses
+
+import numpy as np
+
+from .. import data as mnist_data, validate
+from .ddpm import ACTIVATIONS
+from .schedule import SCHEDULES, VARIANCES
+from .toydata import TOYS
+
+DATA = TOYS + mnist_data.DATASETS
+PRESETS = {
+    "toy": dict(T=200, hidden=(128, 128, 128), time_dim=32, epochs=40, batch_size=256,
+                eval_n=1000, eval_t=None),
+    "images": dict(T=1000, hidden=(512, 512, 512), time_dim=64, epochs=200, batch_size=128,
+                   eval_n=500, eval_t=20),
+}
+#: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
+TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
+
+
+def _option(default, help, choices=None):
+    """A field: its default, its help text and (for a choice) the allowed values (the command
+    line's options are generated from them, as for minivae.train.TrainConfig)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass
+class DiffusionConfig:
+    """Everything that defines a diffusion run; see the module docstring."""
+    data: str = _option("ring", "training data: a 2-D toy with a known density (ring, "
+                        "lecture) or MNIST images (mnist-subset ships with minivae)", DATA)
+    data_dir: str = _option(None, f"directory of the four MNIST IDX files for data mnist "
+                            f"(default: ${mnist_data.ENV_VAR})")
+    downsample: int = _option(2, "MNIST downsampling factor: 28 x 28 -> 14 x 14 for 2 "
+                              "(block means rounded to 8 bits)", (1, 2, 4, 7))
+    n_train: int = _option(50_000, "toy data: training points drawn once from the seed")
+    T: int = _option(None, "diffusion steps (default: 200 for the toys, 1000 for images)")
+    schedule: str = _option("linear", "noise schedule β_t (Ho et al.'s linear, or Nichol & "
+                            "Dhariwal's cosine)", SCHEDULES)
+    variance: str = _option("beta", "σ_t² of the reverse steps: beta (β_t) or posterior (β̃_t); "
+                            "only sampling and the bound use it", VARIANCES)
+    hidden: tuple = _option(None, "hidden widths of the denoiser MLP (default: 128,128,128 for "
+                            "the toys, 512,512,512 for images)")
+    time_dim: int = _option(None, "dimension of the time embedding, even (default: 32 for the "
+                            "toys, 64 for images)")
+    activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
+    dtype: str = _option("float32", "floating point type", validate.FLOAT_DTYPES)
+    epochs: int = _option(None, "passes over the training data (default: 40 for the toys, "
+                          "200 for images)")
+    batch_size: int = _option(None, "minibatch size (default: 256 for the toys, 128 for "
+                              "images)")
+    lr: float = _option(1e-3, "Adam learning rate")
+    lr_decay: float = _option(0.25, "fraction of the epochs, at the end, over which the "
+                              "learning rate falls linearly to 0")
+    seed: int = _option(0, "seeds the initialisation, the steps t and noises ε, the shuffling "
+                        "and the toys' training points")
+    eval_n: int = _option(None, "test points scored after every epoch (default: 1000 for the "
+                          "toys, 500 images; 0: none)")
+    eval_t: int = _option(None, "random steps t per test point of the per-epoch bound "
+                          "(default: all T for the toys, 20 for images)")
+
+    def __post_init__(self):
+        self.data = validate.choice("data", self.data, DATA)
+        for name, value in PRESETS[self.kind].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        self.validate()
+
+    @property
+    def kind(self):
+        """"toy" (2-D, known density) or "images" (8-bit MNIST)."""
+        return "toy" if self.data in TOYS else "images"
+
+    def validate(self):
+        """Clean every field (one-line ValueErrors, through minivae.validate)."""
+        v = validate
+        for f in dataclasses.fields(self):
+            if f.metadata["choices"] is not None:
+                setattr(self, f.name, v.choice(f.name, getattr(self, f.name),
+                                               f.metadata["choices"]))
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ValueError(f"data_dir must be a path, got {self.data_dir!r}")
+        self.n_train = v.positive_int("n_train", self.n_train)
+        self.T = v.integer("T", self.T, minimum=2)
+        self.hidden = v.hidden(self.hidden)
+        self.time_dim = v.integer("time_dim", self.time_dim, minimum=2)
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even (as many cosines as sines), got "
+                             f"{self.time_dim}")
+        self.dtype = v.dtype(self.dtype)
+        self.epochs = v.nonnegative_int("epochs", self.epochs)
+        self.batch_size = v.positive_int("batch_size", self.batch_size)
+        self.lr = v.positive_real("lr", self.lr)
+        self.lr_decay = v.probability("lr_decay", self.lr_decay)
+        self.seed = v.seed("seed", self.seed)
+        self.eval_n = v.nonnegative_int("eval_n", self.eval_n)
+        if self.eval_t is not None:
+            self.eval_t = v.positive_int("eval_t", self.eval_t)
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in d.items()
+                      if k in known})
+
+    def learning_rate(self, epoch):
+        """``lr``, falling linearly to 0 over the last ``lr_decay`` of the epochs."""
+        start = (1 - self.lr_decay) * self.epochs
+        if epoch < start or self.lr_decay == 0:
+            return self.lr
+        return self.lr * max(self.epochs - epoch, 0) / (self.epochs - start)
+
+    def model_config(self, x_dim):
+        """The DDPM's constructor arguments for data of dimension x_dim."""
+        return dict(x_dim=x_dim, T=self.T, schedule=self.schedule, variance=self.variance,
+                    hidden=self.hidden, time_dim=self.time_dim, activation=self.activation,
+                    decoder="gaussian" if self.kind == "toy" else "discretized",
+                    dtype=self.dtype, seed=self.seed)
+
+
+@dataclasses.dataclass
+class DiffusionData:
+    """A run's data on the host: x_train (N, D), x_test (M, D) in the model's dtype; for the
+    toys ``exact`` = the exact log p(x) of the test points (M,) (None for images); ``side`` of
+    the images (None for the toys); ``source`` in words."""
+    x_train: np.ndarray
+    x_test: np.ndarray
+    exact: np.ndarray
+    side: int
+    source: str
+
+
+def load_data(config, exact=True):
+    """The :class:`DiffusionData` of a configuration (``exact=False`` skips the toys' exact
+    log-densities, whose quadrature takes about 10 s for the lecture's toy)."""
+    from . import images, toydata
+    if config.kind == "toy":
+        x_train = toydata.sample(config.data, config.n_train, seed=config.seed)
+        x_test = toydata.sample(config.data, TOY_TEST_N, seed=TOY_TEST_SEED)
+        logp = toydata.log_density(config.data, x_test) if exact else None
+        return DiffusionData(x_train.astype(config.dtype), x_test.astype(config.dtype), logp,
+                             None, f"{config.data} toy ({config.n_train} training points, "
+                             f"{TOY_TEST_N} test points)")
+    x_train, x_test = images.load_mnist(config.data, config.data_dir, config.downsample,
+                                        config.dtype)
+    side = mnist_data.IMAGE_SHAPE[0] // config.downsample
+    return DiffusionData(x_train, x_test, None, side,
+                         f"{config.data} ({len(x_train)} train / {len(x_test)} test), "
+                         f"{side} x {side}, 8-bit")
