@@ -25,10 +25,11 @@ import zipfile
 import numpy as np
 
 from . import backend, memory, model as model_module, optim, validate
+from .diffusion.ddpm import DDPM
 
 FORMAT = "minivae-checkpoint"
 VERSION = 1
-MODEL_CLASSES = {"IWAE": model_module.IWAE, "VAE": model_module.VAE}
+MODEL_CLASSES = {"IWAE": model_module.IWAE, "VAE": model_module.VAE, "DDPM": DDPM}
 OPTIMIZER_CLASSES = {"Adam": optim.Adam, "SGD": optim.SGD}
 
 
@@ -257,7 +258,10 @@ class Checkpoint:
         if cls is None:
             self._fail(f"unknown model class {validate._show(spec.get('class'))}")
         config = self._dict("model.config", spec.get("config"))
-        self._check_model_fits(config)
+        if cls is DDPM:
+            self._check_diffusion_fits(config)
+        else:
+            self._check_model_fits(config)
         try:
             model = cls(**config)
         except (TypeError, ValueError, KeyError) as e:
@@ -289,6 +293,23 @@ class Checkpoint:
             memory.check(f"the model in {self.path}",
                          memory.model_bytes(sizes["x_dim"], sizes["z_dim"], hidden,
                                             len(likelihood.heads), dtype, training=False))
+        except memory.TooLarge as e:
+            raise CheckpointError(str(e)) from None
+
+    def _check_diffusion_fits(self, config):
+        """:meth:`_check_model_fits` for a diffusion model (its denoiser's parameters)."""
+        from .diffusion.denoiser import denoiser_shapes
+        x_dim = self._field(validate.positive_int, "model.config.x_dim", config.get("x_dim"))
+        time_dim = self._field(validate.positive_int, "model.config.time_dim",
+                               config.get("time_dim", 2))
+        hidden = self._field(lambda name, v: validate.hidden(v, name), "model.config.hidden",
+                             config.get("hidden", ()))
+        dtype = self._field(lambda name, v: validate.dtype(v, name), "model.config.dtype",
+                            config.get("dtype", "float32"))
+        n = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
+                denoiser_shapes(x_dim, hidden, time_dim))
+        try:
+            memory.check(f"the model in {self.path}", n * np.dtype(dtype).itemsize)
         except memory.TooLarge as e:
             raise CheckpointError(str(e)) from None
 

@@ -485,3 +485,33 @@ def plot_diffusion_toy(path, data, samples, exact=None, bound=None, title=""):
     fig.tight_layout()
     return _save(fig, path, tight=False)
 
+
+
+def save_diffusion_curves(rows, path):
+    """A diffusion run's metrics.jsonl: the training loss L_simple (its train_bound) and the
+    per-epoch test bound −L_vlb, on two panels (their scales differ: a mean squared error per
+    coordinate, nats per example), and the learning rate."""
+    from matplotlib.ticker import MaxNLocator
+    if not rows:
+        raise ValueError("no metrics to plot (has the run finished an epoch?)")
+    epoch = [r["epoch"] for r in rows]
+    fig = _figure(7, 7)
+    axes = fig.subplots(3, 1, sharex=True)
+    axes[0].plot(epoch, [r["train_bound"] for r in rows], marker=".")
+    axes[0].set_ylabel("L_simple (train)")
+    axes[0].set_yscale("log")
+    test = [(e, r["test_bound"]) for e, r in zip(epoch, rows) if r.get("test_bound") is not None]
+    if test:
+        axes[1].plot(*zip(*test), marker=".", color="C1")
+    steps = rows[-1].get("test_t")
+    axes[1].set_ylabel("test −L_vlb (nats)")
+    axes[1].set_title(f"test bound on {rows[-1].get('test_n')} points, "
+                      f"{'all' if steps is None else steps} random steps t each", fontsize=8)
+    axes[2].step(epoch, [r["lr"] for r in rows], where="post", color="C2")
+    axes[2].set_ylabel("learning rate")
+    axes[2].set_xlabel("epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return _save(fig, path)

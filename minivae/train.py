@@ -352,6 +352,37 @@ class Run:
                          "binarize": backend.rng_state(self.binarize_rng)},
                         self.epoch, self.config.to_dict())
 
+    # What the run-directory driver (minivae.cli.runs.train) asks of a kind of run; the
+    # diffusion model's run (minivae.diffusion.training.DiffusionRun) answers the same.
+    config_class = TrainConfig
+    load_data = staticmethod(load_data)
+
+    def describe(self, source):
+        """The line that starts a run."""
+        cfg = self.config
+        return (f"training {self.model!r} on {source}: L_{cfg.k}"
+                f"{' (analytic KL)' if cfg.analytic_kl else ''}, {cfg.epochs} epochs, "
+                f"{cfg.schedule} schedule")
+
+    def labels(self):
+        """Names of the training objective and of the per-epoch test bound, for reports."""
+        return f"L_{self.config.k}", f"L_{self.config.eval_k}"
+
+    def metric_fields(self):
+        """What metrics.jsonl records beside the bounds, to tell what they are."""
+        return {"k": self.config.k, "test_k": self.config.eval_k}
+
+    def test_bound(self, x_test):
+        return epoch_test_bound(self, x_test)
+
+    def n_test(self, n):
+        return n if self.config.eval_n is None else min(self.config.eval_n, n)
+
+    @staticmethod
+    def save_curves(rows, path):
+        from . import plots
+        plots.save_curves(rows, path)
+
 
     def train_epoch(self, x_train, on_progress=None):
         """One pass over the shuffled training set (:func:`train_epoch`, reading the bound every

@@ -31,6 +31,7 @@ positive_int = _from_text(int, "positive_int")
 nonnegative_int = _from_text(int, "nonnegative_int")
 seed = _from_text(int, "seed")
 positive_real = _from_text(float, "positive_real")
+probability = _from_text(float, "probability")
 
 
 def parse_hidden(text):
@@ -77,19 +78,24 @@ GROUPS = (("data", ("data", "data_dir", "binarize")),
           ("monitoring", ("eval_n", "eval_k")))
 
 
-def add_config_arguments(parser, defaults=None, skip=(), required=()):
+def add_config_arguments(parser, defaults=None, skip=(), required=(), config_class=None,
+                         groups=GROUPS, types=None):
     """Add one option per field of TrainConfig (except ``skip``), in groups (``required``: the
     fields that must be given).
 
     Every option defaults to None, so that :func:`config_overrides` tells what was given (a
     resumed run keeps its saved settings); the help shows the value used otherwise, from
-    ``defaults`` (a preset's dict) or the field's default.
+    ``defaults`` (a preset's dict) or the field's default. ``config_class``, ``groups`` and
+    ``types`` (argparse types by field, beside :data:`_TYPES`) serve another configuration
+    built the same way (minivae.diffusion.config.DiffusionConfig).
     """
     import dataclasses
-    from ..train import TrainConfig
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    if config_class is None:
+        from ..train import TrainConfig as config_class
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
     defaults = defaults or {}
-    for title, names in GROUPS:
+    types = dict(_TYPES, **(types or {}))
+    for title, names in groups:
         group = parser.add_argument_group(title)
         for name in names:
             if name in skip:
@@ -111,8 +117,8 @@ def add_config_arguments(parser, defaults=None, skip=(), required=()):
                 kw["metavar"] = "W1,W2,..."
             elif name == "data_dir":
                 kw["metavar"] = "DIR"
-            group.add_argument(flag(name), type=_TYPES.get(name, str), **kw)
-    assert not set(fields) - {n for _, ns in GROUPS for n in ns}, "a field has no group"
+            group.add_argument(flag(name), type=types.get(name, str), **kw)
+    assert not set(fields) - {n for _, ns in groups for n in ns}, "a field has no group"
 
 
 def _show(value):
@@ -121,11 +127,13 @@ def _show(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def config_overrides(args):
-    """The run options given on the command line, as TrainConfig field -> value."""
+def config_overrides(args, config_class=None):
+    """The run options given on the command line, as TrainConfig (or ``config_class``) field
+    -> value."""
     import dataclasses
-    from ..train import TrainConfig
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+    if config_class is None:
+        from ..train import TrainConfig as config_class
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
             if getattr(args, f.name, None) is not None}
 
 

@@ -30,7 +30,7 @@ import time
 from . import Interrupted
 from .options import config_overrides
 from .. import checkpoint, data, memory, validate
-from ..train import Diverged, Run, TrainConfig, epoch_test_bound, load_data
+from ..train import Diverged, Run, TrainConfig, load_data
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
@@ -65,21 +65,18 @@ def progress(total, desc, unit="it", quiet=False):
 
 # ------------------------------------------------------------------------------ resume rules
 
-def config_for_resume(run_dir, overrides):
+def config_for_resume(run_dir, overrides, config_class=TrainConfig):
     """The saved configuration of the run in ``run_dir`` with ``overrides`` applied (see
     :func:`resume_config`)."""
     check_run_dir(run_dir, resume=True)
     ckpt = checkpoint.load(os.path.join(run_dir, CHECKPOINT))
-    try:
-        saved = TrainConfig.from_dict(ckpt.train_config)
-    except (TypeError, ValueError) as e:
-        raise checkpoint.CheckpointError(f"{ckpt.path}: metadata field train is not a valid "
-                                         f"training configuration ({e})") from None
-    check_checkpoint_belongs(run_dir, ckpt, saved)
-    return resume_config(saved, overrides)
+    saved = saved_config(ckpt, config_class)
+    resumable = getattr(config_class, "RESUMABLE", RESUMABLE_OVERRIDES)
+    check_checkpoint_belongs(run_dir, ckpt, saved, resumable)
+    return resume_config(saved, overrides, resumable)
 
 
-def check_checkpoint_belongs(run_dir, ckpt, saved):
+def check_checkpoint_belongs(run_dir, ckpt, saved, resumable=RESUMABLE_OVERRIDES):
     """Refuse a checkpoint that is not this run's: one copied from another run (its model or
     data differ from config.json) or one that has seen epochs metrics.jsonl has not."""
     config_path = os.path.join(run_dir, CONFIG)
@@ -93,7 +90,7 @@ def check_checkpoint_belongs(run_dir, ckpt, saved):
             raise ValueError(f"{config_path} does not hold a configuration (a JSON object)")
         mine = saved.to_dict()
         for name, value in sorted(written.items()):
-            if name in mine and name not in RESUMABLE_OVERRIDES and value != mine[name]:
+            if name in mine and name not in resumable and value != mine[name]:
                 raise ValueError(f"{ckpt.path} is not this run's checkpoint: its {name} is "
                                  f"{mine[name]!r} but {config_path} says {value!r} (was it "
                                  "copied from another run?)")
@@ -105,17 +102,33 @@ def check_checkpoint_belongs(run_dir, ckpt, saved):
                          "checkpoint is not this run's (was it copied from another run?)")
 
 
-def resume_config(saved, overrides):
+def saved_config(ckpt, config_class=TrainConfig):
+    """The run configuration a checkpoint was trained with, as ``config_class``; a run of
+    another kind (a diffusion run read by ``minivae train``, or the reverse) is a ValueError."""
+    saved = dict(ckpt.train_config)
+    kind, want = saved.pop("kind", "vae"), getattr(config_class, "KIND", "vae")
+    if kind != want:
+        command = "minivae diffusion" if kind == "diffusion" else "minivae"
+        raise ValueError(f"{ckpt.path} holds a {kind} run, not a {want} run; use `{command} "
+                         "...` for it")
+    try:
+        return config_class.from_dict(saved)
+    except (TypeError, ValueError) as e:
+        raise checkpoint.CheckpointError(f"{ckpt.path}: metadata field train is not a valid "
+                                         f"training configuration ({e})") from None
+
+
+def resume_config(saved, overrides, resumable=RESUMABLE_OVERRIDES):
     """The configuration of a resumed run: ``saved`` (a TrainConfig) with ``overrides`` (dict
     of options given on the command line) applied where allowed; a differing value of any other
     option is a ValueError (a resumed run cannot silently change its model or data)."""
     changes = {}
     for name, value in overrides.items():
-        if name in RESUMABLE_OVERRIDES:
+        if name in resumable:
             changes[name] = value
         elif value != getattr(saved, name) and not (name == "hidden"
                                                     and tuple(value) == saved.hidden):
-            allowed = ", ".join("--" + o.replace("_", "-") for o in RESUMABLE_OVERRIDES)
+            allowed = ", ".join("--" + o.replace("_", "-") for o in resumable)
             raise ValueError(f"--{name.replace('_', '-')} {value!r} differs from the run's "
                              f"{getattr(saved, name)!r}; a resumed run keeps its configuration "
                              f"(only {allowed} may change)")
@@ -190,11 +203,15 @@ def _check_record(row, where):
     """A metrics record with every field present and of the right type (a string-typed bound
     would be drawn as a categorical axis, a missing or string elapsed time would restart or
     crash a resume's clock)."""
-    missing = [name for name in _RECORD_FIELDS if name not in row]
+    fields = _RECORD_FIELDS
+    if row.get("objective") == "L_simple":          # a diffusion run's record: T, not K
+        fields = {n: f for n, f in _RECORD_FIELDS.items() if n not in ("k", "test_k")}
+        fields.update(T=(validate.positive_int, False), test_t=(validate.positive_int, True))
+    missing = [name for name in fields if name not in row]
     if missing:
         raise ValueError(f"{where} {missing[0]!r} is missing ({len(missing)} field(s) missing); "
                          "corrupt file?")
-    for name, (check, nullable) in _RECORD_FIELDS.items():
+    for name, (check, nullable) in fields.items():
         if not (nullable and row[name] is None):
             check(f"{where} {name!r}", row[name])
     return row
@@ -231,8 +248,8 @@ def epoch_metrics(run, train_bound, test, lr, seconds, eval_seconds, elapsed, n_
     training steps), eval_time (s for the test bound), elapsed (s of training since the run
     began, over all sessions), examples_per_s.
     """
-    return {"epoch": run.epoch, "k": run.config.k, "train_bound": train_bound,
-            "test_bound": test, "test_k": run.config.eval_k, "test_n": n_test, "lr": lr,
+    return {"epoch": run.epoch, **run.metric_fields(), "train_bound": train_bound,
+            "test_bound": test, "test_n": n_test, "lr": lr,
             "time": round(seconds, 3), "eval_time": round(eval_seconds, 3),
             "elapsed": round(elapsed, 3),
             "examples_per_s": round(n_train / seconds, 1) if seconds > 0 else None}
@@ -248,10 +265,10 @@ class _Reporter:
         self.stream = stream or sys.stdout
         self.bar = None
 
-    def start_epoch(self, epoch, epochs, k):
+    def start_epoch(self, epoch, epochs, labels):
         self.bar = progress_bar(self.n_train, f"epoch {epoch + 1}/{epochs}", "ex",
                                 quiet=self.quiet, unit_scale=True)
-        self.k, self.done = k, 0
+        self.labels, self.done = labels, 0
 
     def progress_callback(self):
         """:meth:`progress` while a bar is drawn, else None (so that training does not stop
@@ -262,7 +279,7 @@ class _Reporter:
         if self.bar is not None:
             self.bar.update(seen - self.done)
             self.done = seen
-            self.bar.set_postfix_str(f"L_{self.k}={mean:.2f}", refresh=False)
+            self.bar.set_postfix_str(f"{self.labels[0]}={mean:.2f}", refresh=False)
 
     def close(self):
         if self.bar is not None:
@@ -271,8 +288,9 @@ class _Reporter:
 
     def end_epoch(self, m, epochs):
         self.close()
-        test = "" if m["test_bound"] is None else f"  test L_{m['test_k']} {m['test_bound']:.3f}"
-        self.line(f"epoch {m['epoch']}/{epochs}  train L_{m['k']} {m['train_bound']:.3f}{test}"
+        train, test = self.labels
+        test = "" if m["test_bound"] is None else f"  test {test} {m['test_bound']:.3f}"
+        self.line(f"epoch {m['epoch']}/{epochs}  train {train} {m['train_bound']:.3f}{test}"
                   f"  lr {m['lr']:.3g}  {m['time']:.1f} s ({m['examples_per_s']:.0f} ex/s)")
 
     def line(self, text):
@@ -282,12 +300,16 @@ class _Reporter:
 
 # ------------------------------------------------------------------------------ the run
 
-def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, stream=None):
+def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, stream=None,
+          run_class=Run):
     """Train (or resume) a run in ``run_dir``; returns a summary dict.
 
     config : a :class:`TrainConfig` (for a resumed run: the saved one with the allowed
         overrides, see :func:`resume_config`). Raises ValueError/OSError for bad input (before
         anything is written), :class:`minivae.train.Diverged` on NaN/inf.
+    run_class : the kind of run: :class:`minivae.train.Run` (an IWAE or VAE) or
+        :class:`minivae.diffusion.training.DiffusionRun` (config a DiffusionConfig); it loads
+        the data, trains an epoch, scores the test set and names what it reports.
     """
     stale = check_run_dir(run_dir, resume, force)
     ckpt_path = os.path.join(run_dir, CHECKPOINT)
@@ -296,10 +318,11 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
         # Record where the files are (not just "$MINIVAE_DATA"), for evaluate and sample.
         config = dataclasses.replace(
             config, data_dir=os.path.abspath(data.resolve_data_dir(config.data_dir)))
-    rd = load_data(config)
-    check_memory(config, rd.x_train.shape[1])
-    run = (Run.restore(checkpoint.load(ckpt_path), config) if resume
-           else Run.fresh(config, rd.x_train.shape[1]))
+    rd = run_class.load_data(config)
+    if run_class is Run:
+        check_memory(config, rd.x_train.shape[1])
+    run = (run_class.restore(checkpoint.load(ckpt_path), config) if resume
+           else run_class.fresh(config, rd.x_train.shape[1]))
     # Keep the metrics of the epochs the checkpoint has seen (a crash between writing the
     # metrics and the checkpoint leaves one more line, which this run will redo); read, and
     # checked, before anything is written.
@@ -330,14 +353,12 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
                         "run will not match an uninterrupted one bit for bit")
     else:
         elapsed = 0.0
-        report.line(f"training {run.model!r} on {rd.source}: L_{config.k}"
-                    f"{' (analytic KL)' if config.analytic_kl else ''}, {config.epochs} "
-                    f"epochs, {config.schedule} schedule -> {run_dir}")
-    n_test = len(rd.x_test) if config.eval_n is None else min(config.eval_n, len(rd.x_test))
+        report.line(f"{run.describe(rd.source)} -> {run_dir}")
+    n_test = run.n_test(len(rd.x_test))
     last = None
     try:
         while run.epoch < config.epochs:
-            report.start_epoch(run.epoch, config.epochs, config.k)
+            report.start_epoch(run.epoch, config.epochs, run.labels())
             t0 = time.perf_counter()
             # Ends with one read of the epoch's bookkeeping (its bound, every parameter finite),
             # which waits for the device: the time is the epoch's.
@@ -345,7 +366,7 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
             seconds = time.perf_counter() - t0
             report.close()
             t1 = time.perf_counter()
-            test = epoch_test_bound(run, rd.x_test)
+            test = run.test_bound(rd.x_test)
             if test is not None and not math.isfinite(test):
                 raise Diverged(f"the test bound became {test} after epoch {run.epoch + 1}")
             lr = run.optimizer.lr
@@ -374,9 +395,8 @@ def train(config, run_dir, resume=False, force=False, quiet=False, plots=True, s
     finally:
         report.close()
     if plots and rows:
-        from .. import plots as plots_module
         try:
-            plots_module.save_curves(rows, os.path.join(run_dir, CURVES))
+            run.save_curves(rows, os.path.join(run_dir, CURVES))
         except OSError as e:
             raise OSError(e.errno, f"training finished ({ckpt_path} is complete) but "
                           f"{CURVES} could not be written ({e.strerror or e}); draw it later "
@@ -411,25 +431,27 @@ def load_run(run_dir, data_name=None, data_dir=None):
         raise ValueError(f"{run_dir}: no such run directory")
     ckpt = checkpoint.load(os.path.join(run_dir, CHECKPOINT))
     model = ckpt.model()
-    config = TrainConfig.from_dict(ckpt.train_config)
+    config = saved_config(ckpt)
     rd = load_data(config, data_name, data_dir)
     return ckpt, model, config, rd
 
 
-def train_from_args(args, preset=None):
-    """Build the run's configuration from the options (over ``preset``) and train it."""
-    given = config_overrides(args)
+def train_from_args(args, preset=None, run_class=Run, command="minivae train"):
+    """Build the run's configuration from the options (over ``preset``) and train it
+    (``run_class``: the kind of run, see :func:`train`; ``command``: for the resume hint)."""
+    config_class = run_class.config_class
+    given = config_overrides(args, config_class)
     if args.resume:
-        config = config_for_resume(args.out, given)
+        config = config_for_resume(args.out, given, config_class)
     elif preset is not None:
-        config = TrainConfig.preset(preset, **given)
+        config = config_class.preset(preset, **given)
     else:
-        config = TrainConfig(**given)
+        config = config_class(**given)
     try:
         return train(config, args.out, resume=args.resume, force=args.force, quiet=args.quiet,
-                     plots=not args.no_plots)
+                     plots=not args.no_plots, run_class=run_class)
     except KeyboardInterrupt:
         ckpt = os.path.join(args.out, CHECKPOINT)
-        raise Interrupted(f"{ckpt} holds the last completed epoch: continue with `minivae "
-                          f"train --out {args.out} --resume`" if os.path.isfile(ckpt)
+        raise Interrupted(f"{ckpt} holds the last completed epoch: continue with `{command} "
+                          f"--out {args.out} --resume`" if os.path.isfile(ckpt)
                           else "") from None

@@ -48,6 +48,9 @@ def _option(default, help, choices=None):
 @dataclasses.dataclass
 class DiffusionConfig:
     """Everything that defines a diffusion run; see the module docstring."""
+    #: What a checkpoint records as the kind of run, and the options a resumed run may change.
+    KIND = "diffusion"
+    RESUMABLE = ("epochs", "data_dir", "eval_n", "eval_t")
     data: str = _option("ring", "training data: a 2-D toy with a known density (ring, "
                         "lecture) or MNIST images (mnist-subset ships with minivae)", DATA)
     data_dir: str = _option(None, f"directory of the four MNIST IDX files for data mnist "

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend, checkpoint, data
 from ..optim import Adam
-from .config import EVAL_NOISE_SEED, DiffusionConfig
+from .config import EVAL_NOISE_SEED, DiffusionConfig, load_data
 from .ddpm import DDPM
 
 #: Adam's ε: 1e-8 (Kingma & Ba's, as DDPM implementations use) rather than the 1e-4 of
@@ -56,7 +56,33 @@ class DiffusionRun:
     def save(self, path):
         checkpoint.save(path, self.model, self.optimizer,
                         {"shuffle": self.shuffle_rng.bit_generator.state}, self.epoch,
-                        dict(self.config.to_dict(), kind="diffusion"))
+                        dict(self.config.to_dict(), kind=DiffusionConfig.KIND))
+
+    # What the run-directory driver (minivae.cli.runs.train) asks of a kind of run.
+    config_class = DiffusionConfig
+    load_data = staticmethod(load_data)
+
+    def describe(self, source):
+        cfg = self.config
+        return (f"training {self.model!r} ({self.model.n_params:,} parameters) on {source}: "
+                f"L_simple, {cfg.epochs} epochs of {cfg.batch_size}, lr {cfg.lr:g}")
+
+    def labels(self):
+        steps = "all" if self.config.eval_t is None else self.config.eval_t
+        return "L_simple", f"bound ({steps} t)"
+
+    def metric_fields(self):
+        """metrics.jsonl's train_bound holds the epoch's mean L_simple (a loss: lower is
+        better), test_bound the bound −L_vlb in nats (higher is better)."""
+        return {"objective": "L_simple", "test_t": self.config.eval_t, "T": self.model.T}
+
+    def n_test(self, n):
+        return min(self.config.eval_n, n)
+
+    @staticmethod
+    def save_curves(rows, path):
+        from .. import plots
+        plots.save_diffusion_curves(rows, path)
 
     def train_epoch(self, x_train, on_progress=None):
         """One shuffled pass of Adam on −L_simple through :func:`minivae.train.train_epoch`;
@@ -72,17 +98,19 @@ class DiffusionRun:
             return model.objective_and_grads(backend.asarray(x_train[idx]), check=check)
 
         def progress(seen, mean):
-            if on_progress is not None:
-                on_progress(seen, -mean)
+            on_progress(seen, -mean)
         try:
-            return -train_epoch(objective, self.optimizer, batches, CHECK_EVERY, progress)
+            # Read the running loss mid-epoch only when someone watches (a sync each time).
+            watched = on_progress is not None
+            return -train_epoch(objective, self.optimizer, batches,
+                                CHECK_EVERY if watched else None, progress if watched else None)
         except Diverged as e:
             raise Diverged(f"{e} in epoch {self.epoch + 1}") from None
 
     def test_bound(self, x_test):
         """The mean test bound −L_vlb (nats per example) on ``eval_n`` points spread over the
         test set, estimated with ``eval_t`` random steps each (None when eval_n = 0)."""
-        n = min(self.config.eval_n, len(x_test))
+        n = self.n_test(len(x_test))
         if n == 0:
             return None
         index = np.linspace(0, len(x_test) - 1, n).round().astype(int)
@@ -91,10 +119,3 @@ class DiffusionRun:
         return float(bound.mean())
 
 
-def config_of(ckpt):
-    """The DiffusionConfig saved in a checkpoint (ValueError for another kind of run)."""
-    saved = dict(ckpt.train_config)
-    if saved.pop("kind", None) != "diffusion":
-        raise ValueError(f"{ckpt.path} is not a diffusion run (it was written by minivae "
-                         "train); use minivae evaluate/sample")
-    return DiffusionConfig.from_dict(saved)
