@@ -436,6 +436,19 @@ def load_run(run_dir, data_name=None, data_dir=None):
     return ckpt, model, config, rd
 
 
+def print_summary(summary, run_dir, test, command):
+    """The closing line of a training command: where the run is, its last test bound (named
+    ``test``), and the commands that use it (``command`` evaluate/sample RUN_DIR)."""
+    last = summary["last"]
+    if last is None:
+        print(f"{run_dir}: already trained for {summary['epoch']} epochs; pass --epochs "
+              f"with --resume to train further")
+    else:
+        print(f"done: {run_dir} after {summary['epoch']} epochs"
+              + ("" if last["test_bound"] is None else f", {test} = {last['test_bound']:.3f}")
+              + f"; next: {command} evaluate {run_dir}, {command} sample {run_dir}")
+
+
 def train_from_args(args, preset=None, run_class=Run, command="minivae train"):
     """Build the run's configuration from the options (over ``preset``) and train it
     (``run_class``: the kind of run, see :func:`train`; ``command``: for the resume hint)."""

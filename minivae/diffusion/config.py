@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from .. import data as mnist_data, validate
+from ..train import TrainConfig
 from .ddpm import ACTIVATIONS
 from .schedule import SCHEDULES, VARIANCES
 from .toydata import TOYS
@@ -121,16 +122,9 @@ class DiffusionConfig:
         if self.eval_t is not None:
             self.eval_t = v.positive_int("eval_t", self.eval_t)
 
-    def to_dict(self):
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in d.items()
-                      if k in known})
+    # The dict of config.json and of a checkpoint, as TrainConfig writes and reads it.
+    to_dict = TrainConfig.to_dict
+    from_dict = classmethod(TrainConfig.from_dict.__func__)
 
     def learning_rate(self, epoch):
         """``lr``, falling linearly to 0 over the last ``lr_decay`` of the epochs."""

@@ -72,16 +72,7 @@ def train(args):
     summary = runs.train_from_args(args, run_class=DiffusionRun,
                                    command="minivae diffusion train")
     if not args.quiet:
-        last = summary["last"]
-        if last is None:
-            print(f"{args.out}: already trained for {summary['epoch']} epochs; pass --epochs "
-                  f"with --resume to train further")
-        else:
-            print(f"done: {args.out} after {summary['epoch']} epochs"
-                  + ("" if last["test_bound"] is None else
-                     f", test bound {last['test_bound']:.3f} nats")
-                  + f"; next: minivae diffusion sample {args.out}, minivae diffusion evaluate "
-                  f"{args.out}")
+        runs.print_summary(summary, args.out, "test bound (nats)", "minivae diffusion")
 
 
 def _load(run_dir, exact=True):

@@ -29,12 +29,5 @@ def add_arguments(parser):
 def run(args):
     summary = runs.train_from_args(args, args.preset)
     if not args.quiet:
-        last = summary["last"]
-        if last is None:
-            print(f"{args.out}: already trained for {summary['epoch']} epochs; pass --epochs "
-                  f"with --resume to train further")
-        else:
-            print(f"done: {args.out} after {summary['epoch']} epochs"
-                  + ("" if last["test_bound"] is None else
-                     f", test L_{last['test_k']} = {last['test_bound']:.3f}")
-                  + f"; next: minivae evaluate {args.out}, minivae sample {args.out}")
+        test_k = summary["last"]["test_k"] if summary["last"] else None
+        runs.print_summary(summary, args.out, f"test L_{test_k}", "minivae")
