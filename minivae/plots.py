@@ -505,8 +505,9 @@ def save_diffusion_curves(rows, path):
         axes[1].plot(*zip(*test), marker=".", color="C1")
     steps = rows[-1].get("test_t")
     axes[1].set_ylabel("test −L_vlb (nats)")
-    axes[1].set_title(f"test bound on {rows[-1].get('test_n')} points, "
-                      f"{'all' if steps is None else steps} random steps t each", fontsize=8)
+    axes[1].set_title(f"test bound on {rows[-1].get('test_n')} points, " + (
+        f"all T = {rows[-1].get('T')} steps" if steps is None else
+        f"estimated from {steps} random steps t each"), fontsize=8)
     axes[2].step(epoch, [r["lr"] for r in rows], where="post", color="C2")
     axes[2].set_ylabel("learning rate")
     axes[2].set_xlabel("epoch")

@@ -225,6 +225,18 @@ PLANTED = [
         "    _, w = logsumexp_weights(log_w)\n    c = np.cumsum(w, axis=0)\n"
         "    return np.stack([np.searchsorted(c[:, b], u[:, b], side='right')\n"
         "                     for b in range(c.shape[1])], axis=1)\n"),   # no clip to L - 1
+    (9, "q_sample", "def q_sample(x0, t, eps, schedule):\n"
+        "    ab = schedule.at('alpha_bar', t, x0.dtype)\n"
+        "    return np.sqrt(ab) * x0 + (1 - ab) * eps\n"),                   # variance as std
+    (9, "posterior_mean_var", "_ok = posterior_mean_var\n"
+        "def posterior_mean_var(x0, xt, t, schedule):\n"
+        "    mean, _ = _ok(x0, xt, t, schedule)\n"
+        "    return mean, schedule.at('beta', t, x0.dtype)\n"),               # β_t, not β̃_t
+    (9, "time_embedding_backward", "def time_embedding_backward(dout, cache):\n"
+        "    omega, s, c = cache\n    m = len(omega)\n"
+        "    return (dout[:, :m] * c + dout[:, m:] * s) @ omega\n"),          # sign of cos'
+    (9, "simple_loss", "def simple_loss(eps_hat, eps):\n"
+        "    d = eps_hat - eps\n    return (d * d).mean(), 2 * d / len(d)\n"),  # forgot 1/D
 ]
 
 
