@@ -2,14 +2,13 @@
 simulation and Bayes' rule, the bound's pieces against direct computation, the samplers and the
 bound with the exact denoiser of Gaussian data, and the bound of a trained model against the
 exact log-density of toy data (Gibbs' inequality), rising with training."""
-import contextlib
 import math
 
 import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from minivae import backend
+from minivae import backend, threads
 from minivae.backend import xp
 from minivae.diffusion import DDPM, Schedule, cosine_betas, linear_betas, toydata
 from minivae.diffusion.forward import posterior_mean_var, q_mean_var, q_sample
@@ -226,15 +225,6 @@ def test_bound_with_the_exact_denoiser_is_tight_and_below_the_log_density():
 
 # ------------------------------------------------------------------------------ training
 
-def one_blas_thread():
-    """Small products on a busy 2-core machine run 20 times faster on one BLAS thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
-
-
 def train_ring(model, steps, rng_data, opt, batch=128):
     for _ in range(steps):
         x = toydata.sample("ring", batch, seed=int(rng_data.integers(2 ** 31)))
@@ -253,7 +243,7 @@ def test_bound_stays_below_the_exact_log_density_and_rises_with_training():
     rng_data = np.random.default_rng(0)
     gaps = []
     for steps in (0, 150, 600):
-        with one_blas_thread():
+        with threads.limit():           # minivae's BLAS policy, as the training loop uses
             train_ring(model, steps, rng_data, opt)
             gap = np_(model.bound(dev(x_test), rng=backend.default_rng(9))) - exact
         se = gap.std() / math.sqrt(len(gap))

@@ -13,7 +13,7 @@ updates in place, as :class:`minivae.IWAE`'s. ``rng`` (the backend's generator) 
 t and noises ε of training; evaluation and sampling take their own generators, so that scoring
 a model never changes its training stream.
 """
-from .. import backend, validate
+from .. import backend, threads, validate
 from ..backend import xp
 from .denoiser import denoiser_backward, denoiser_forward, init_denoiser
 from .loss import simple_loss
@@ -134,14 +134,18 @@ class DDPM:
         rng = backend.default_rng(0) if rng is None else rng
         if n_t is None:
             return -self.vlb_terms(x0, rng).sum(axis=1)
-        n_t = validate.positive_int("n_t", n_t)
+        return -self._sampled_terms(x0, rng, validate.positive_int("n_t", n_t))
+
+    @threads.limited                  # BLAS threads by minivae's policy (minivae.threads)
+    def _sampled_terms(self, x0, rng, n_t):
+        """L_T + T · (the mean of n_t terms at uniform random steps t), (N,)."""
         total = prior_kl(x0, self.schedule)
         for _ in range(n_t):
             t = (rng.random(x0.shape[0], dtype=xp.float64) * self.T).astype(xp.int64) + 1
             eps = rng.standard_normal(x0.shape, dtype=self.dtype)
             total = total + (self.T / n_t) * vlb_term(self.predict_eps, x0, t, eps,
                                                       self.schedule, self.decoder)
-        return -total
+        return total
 
     def bits_per_dim(self, x0, rng=None, n_t=None):
         """−bound / (D ln 2) per example: bits per dimension (of the 8-bit image for the

@@ -19,12 +19,14 @@ and S ≪ T steps (e.g. 50 of 1000) already give good samples.
 """
 import numpy
 
+from .. import threads
 from ..backend import xp
 from .forward import predict_x0, reverse_mean_var
 
 SAMPLERS = ("ancestral", "ddim")
 
 
+@threads.limited                  # BLAS threads by minivae's policy (minivae.threads)
 def ancestral_sample(predict_eps, schedule, shape, rng, dtype, clip=None):
     """Ho et al.'s Algorithm 2: an (N, D) array of samples x_0 (``shape`` = (N, D))."""
     x = rng.standard_normal(shape, dtype=dtype)
@@ -42,6 +44,7 @@ def ddim_steps(T, steps):
     return numpy.unique(numpy.round(numpy.linspace(1, T, steps)).astype(int))[::-1]
 
 
+@threads.limited
 def ddim_sample(predict_eps, schedule, shape, rng, dtype, steps=50, clip=None):
     """DDIM with η = 0: deterministic given x_T ~ N(0, I) (drawn from rng); (N, D) samples."""
     x = rng.standard_normal(shape, dtype=dtype)

@@ -25,6 +25,7 @@ docs/diffusion.md). Shapes: x0 (N, D); per-example results (N,); t (N,) ints in 
 """
 import math
 
+from .. import threads
 from ..backend import special, xp
 from ..likelihoods import LOG_2PI
 from .forward import posterior_mean_var, q_mean_var, q_sample, reverse_mean_var
@@ -98,6 +99,7 @@ def vlb_term(predict_eps, x0, t, eps, schedule, decoder):
     return xp.where(first, nll, kl)
 
 
+@threads.limited                  # BLAS threads by minivae's policy (minivae.threads)
 def vlb_terms(predict_eps, x0, schedule, decoder, rng, on_step=None):
     """All the terms of L_vlb for each example, in nats: (N, T + 1) with column 0 = L_T (the
     prior term) and column t = the term at step t (L_0 for t = 1, L_{t−1} for t ≥ 2).
