@@ -298,7 +298,7 @@ def test_a_file_that_does_not_import_is_one_line(capsys, tmp_path):
 
 def test_bad_input_is_exit_2(capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
-        labs_cli.main(["check", "9"])
+        labs_cli.main(["check", "99"])
     assert e.value.code == 2
     assert labs_cli.main(["check", "1", "--path", str(tmp_path / "missing")]) == 2
     assert labs_cli.main(["check", "1", "--path", str(tmp_path)]) == 2
