@@ -55,6 +55,17 @@ TrainingDiverged = Diverged        # the name of earlier versions
 
 # ------------------------------------------------------------------------------ configuration
 
+def check_choices_and_paths(config):
+    """The checks every run configuration (TrainConfig, the diffusion model's DiffusionConfig)
+    shares: each field with choices holds one of them, and data_dir is a path or None."""
+    for f in dataclasses.fields(config):
+        if f.metadata["choices"] is not None:
+            setattr(config, f.name, validate.choice(f.name, getattr(config, f.name),
+                                                    f.metadata["choices"]))
+    if config.data_dir is not None and not isinstance(config.data_dir, str):
+        raise ValueError(f"data_dir must be a path, got {config.data_dir!r}")
+
+
 def _option(default, help, choices=None):
     """A TrainConfig field: its default, its help text and (for a choice) the allowed values."""
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
@@ -121,12 +132,7 @@ class TrainConfig:
     def validate(self):
         """Check (and normalise) every field through :mod:`minivae.validate`; one-line
         ValueError naming the field for anything a run cannot use."""
-        for f in dataclasses.fields(self):
-            if f.metadata["choices"] is not None:
-                setattr(self, f.name, validate.choice(f.name, getattr(self, f.name),
-                                                      f.metadata["choices"]))
-        if self.data_dir is not None and not isinstance(self.data_dir, str):
-            raise ValueError(f"data_dir must be a path, got {self.data_dir!r}")
+        check_choices_and_paths(self)
         self.analytic_kl = validate.boolean("analytic_kl", self.analytic_kl)
         self.hidden = validate.hidden(self.hidden)
         for name in ("k", "eval_k", "z_dim", "batch_size"):

@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from .. import data as mnist_data, validate
-from ..train import TrainConfig
+from ..train import TrainConfig, _option, check_choices_and_paths  # one way to declare a field
 from .ddpm import ACTIVATIONS
 from .schedule import SCHEDULES, VARIANCES
 from .toydata import TOYS
@@ -38,12 +38,6 @@ PRESETS = {
 }
 #: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
 TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
-
-
-def _option(default, help, choices=None):
-    """A field: its default, its help text and (for a choice) the allowed values (the command
-    line's options are generated from them, as for minivae.train.TrainConfig)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclasses.dataclass
@@ -99,12 +93,7 @@ class DiffusionConfig:
     def validate(self):
         """Clean every field (one-line ValueErrors, through minivae.validate)."""
         v = validate
-        for f in dataclasses.fields(self):
-            if f.metadata["choices"] is not None:
-                setattr(self, f.name, v.choice(f.name, getattr(self, f.name),
-                                               f.metadata["choices"]))
-        if self.data_dir is not None and not isinstance(self.data_dir, str):
-            raise ValueError(f"data_dir must be a path, got {self.data_dir!r}")
+        check_choices_and_paths(self)
         self.n_train = v.positive_int("n_train", self.n_train)
         self.T = v.integer("T", self.T, minimum=2)
         self.hidden = v.hidden(self.hidden)
