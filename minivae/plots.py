@@ -486,7 +486,6 @@ def plot_diffusion_toy(path, data, samples, exact=None, bound=None, title=""):
     return _save(fig, path, tight=False)
 
 
-
 def save_diffusion_curves(rows, path):
     """A diffusion run's metrics.jsonl: the training loss L_simple (its train_bound) and the
     per-epoch test bound −L_vlb, on two panels (their scales differ: a mean squared error per
