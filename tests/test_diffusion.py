@@ -11,7 +11,7 @@ from scipy.special import ndtr
 from minivae import backend, threads
 from minivae.backend import xp
 from minivae.diffusion import DDPM, Schedule, cosine_betas, linear_betas, toydata
-from minivae.diffusion.forward import posterior_mean_var, q_mean_var, q_sample
+from minivae.diffusion.forward import posterior_mean_var, q_mean_var, q_sample, reverse_mean_var
 from minivae.diffusion.sampling import ancestral_sample, ddim_sample
 from minivae.diffusion.vlb import (HALF_BIN, discretized_gaussian_log_likelihood, gaussian_kl,
                                    vlb_terms)
@@ -202,6 +202,83 @@ def test_ddim_is_deterministic_given_the_starting_noise():
     b = np_(model.sample(5, "ddim", steps=10, rng=backend.default_rng(7)))
     c = np_(model.sample(5, "ddim", steps=10, rng=backend.default_rng(8)))
     assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+# ------------------------------------------------------------------------------ x̂_0 and clipping
+
+def test_reverse_mean_through_x0_is_ho_et_al_eps_form():
+    """μ̃_t(x_t, x̂_0(ε̂)) = (x_t − β_t/√(1 − ᾱ_t) ε̂)/√α_t, to rounding in float64."""
+    sched = Schedule(1000, "linear")
+    rng = np.random.default_rng(0)
+    t = np.array([1, 2, 10, 500, 999, 1000])
+    xt, eps = rng.standard_normal((2, 6, 5)) * 3
+    mean, _ = reverse_mean_var(dev(xt), ts(t), dev(eps), sched)
+    b, a, ab = sched.beta[t, None], sched.alpha[t, None], sched.alpha_bar[t, None]
+    ref = (xt - b / np.sqrt(1 - ab) * eps) / np.sqrt(a)
+    np.testing.assert_allclose(np_(mean), ref, rtol=1e-12, atol=1e-12)
+
+
+def _eps_form_samples(sampler, predict_eps, sched, shape, rng, steps):
+    """The samplers written directly in ε̂ (Ho et al.'s Alg. 2; DDIM's eq. 12 with η = 0)."""
+    x = rng.standard_normal(shape, dtype="float64")
+    if sampler == "ancestral":
+        for step in range(sched.T, 0, -1):
+            eps = predict_eps(x, ts([step] * shape[0]))
+            b, a, ab = sched.beta[step], sched.alpha[step], sched.alpha_bar[step]
+            x = (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(a)
+            if step > 1:
+                x = x + math.sqrt(sched.model_var[step]) * rng.standard_normal(shape,
+                                                                               dtype="float64")
+        return x
+    taus = np.unique(np.round(np.linspace(1, sched.T, steps)).astype(int))[::-1]
+    for i, step in enumerate(taus):
+        eps = predict_eps(x, ts([step] * shape[0]))
+        ab = sched.alpha_bar[step]
+        ab_next = sched.alpha_bar[taus[i + 1]] if i + 1 < len(taus) else 1.0
+        x = (math.sqrt(ab_next / ab) * x
+             + (math.sqrt(1 - ab_next) - math.sqrt(ab_next * (1 - ab) / ab)) * eps)
+    return x
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_unclipped_samplers_equal_the_eps_form(sampler):
+    model = DDPM(x_dim=6, T=40, hidden=(16,), time_dim=4, dtype="float64", seed=2)
+    x = np_(model.sample(7, sampler, steps=13, rng=backend.default_rng(5), clip=False))
+    ref = np_(_eps_form_samples(sampler, model.predict_eps, model.schedule, (7, 6),
+                                backend.default_rng(5), 13))
+    assert np.abs(x).max() > 1          # unclipped: outside the image range, not trivially equal
+    np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_clipping_keeps_every_steps_x0_hat_in_the_data_range(sampler):
+    """An (untrained) image model: with clipping each step's x̂_0 and the samples stay in
+    [−1, 1]; without, x̂_0 leaves it (so the check can fail); clipping is the images' default."""
+    model = DDPM(x_dim=12, T=50, hidden=(16,), time_dim=4, decoder="discretized",
+                 dtype="float64", seed=1)
+    seen = {True: [], False: []}
+    x = {}
+    for clip in (True, False):
+        x[clip] = np_(model.sample(9, sampler, steps=20, rng=backend.default_rng(4), clip=clip,
+                                   on_step=lambda t, x0: seen[clip].append((t, np_(x0)))))
+    assert len(seen[True]) == (50 if sampler == "ancestral" else 20)
+    assert [t for t, _ in seen[True]] == sorted({t for t, _ in seen[True]}, reverse=True)
+    assert all(np.abs(x0).max() <= 1 for _, x0 in seen[True])
+    assert np.abs(x[True]).max() <= 1 + 1e-12
+    assert max(np.abs(x0).max() for _, x0 in seen[False]) > 1.5
+    default = np_(model.sample(9, sampler, steps=20, rng=backend.default_rng(4)))
+    assert np.array_equal(default, x[True])
+
+
+def test_clipping_is_off_for_unbounded_data():
+    model = DDPM(x_dim=2, T=30, hidden=(8,), time_dim=4, dtype="float64")
+    a = np_(model.sample(5, rng=backend.default_rng(7)))
+    b = np_(model.sample(5, rng=backend.default_rng(7), clip=False))
+    assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="unbounded"):
+        model.sample(5, clip=True)
+    with pytest.raises(ValueError, match="clip"):
+        model.sample(5, clip=1.0)
 
 
 def test_bound_with_the_exact_denoiser_is_tight_and_below_the_log_density():

@@ -118,6 +118,13 @@ def test_sample_and_evaluate(tmp_path, capsys):
     code, _, err = run_cli(["diffusion", "sample", a, "--sampler", "ddim", "--steps", "99"],
                            capsys)
     assert code == 2 and "exceeds" in err
+    # the toys are unbounded: --no-clip is their default, --clip a one-line error
+    code, _, err = run_cli(["diffusion", "sample", a, "--n", "40", "--sampler", "ddim",
+                            "--steps", "5", "--no-clip"], capsys)
+    assert code == 0, err
+    assert np.array_equal(np.load(os.path.join(a, "samples_ddim.npy")), x)
+    code, _, err = run_cli(["diffusion", "sample", a, "--clip"], capsys)
+    assert code == 2 and "unbounded" in err and "Traceback" not in err
 
 
 def test_a_vae_run_is_not_a_diffusion_run(tmp_path, capsys):

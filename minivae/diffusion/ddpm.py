@@ -60,7 +60,8 @@ class DDPM:
 
     @property
     def clip(self):
-        """Where x̂_0 is clipped while sampling: 8-bit images live in [−1, 1]."""
+        """The data range c (data in [−c, c]) x̂_0 is clipped to while sampling, None if
+        unbounded: 8-bit images live in [−1, 1]; the gaussian decoder's data anywhere."""
         return 1.0 if self.decoder == "discretized" else None
 
     def get_config(self):
@@ -153,13 +154,29 @@ class DDPM:
         return bits_per_dim(-self.bound(x0, rng, n_t), self.x_dim)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n, sampler="ancestral", steps=50, rng=None):
-        """n samples (n, D) from the ancestral chain or DDIM with ``steps`` steps."""
+    def sample(self, n, sampler="ancestral", steps=50, rng=None, clip=None, on_step=None):
+        """n samples (n, D) from the ancestral chain or DDIM with ``steps`` steps.
+
+        clip : clip x̂_0 to the data range at every step (sampling.py): None (default) does so
+            exactly when the data are bounded (8-bit images, [−1, 1]), not for the unbounded
+            toys; True asks for it (a ValueError for unbounded data); False turns it off.
+        on_step : called as on_step(t, x0_hat) at every step (sampling.py).
+        """
         n = validate.positive_int("n", n)
         rng = backend.default_rng(0) if rng is None else rng
         shape = (n, self.x_dim)
+        if clip is None or clip is False:
+            bound = self.clip if clip is None else None
+        elif clip is True:
+            if self.clip is None:
+                raise ValueError("clip: the data of a gaussian-decoder model are unbounded; "
+                                 "there is no range to clip x̂_0 to")
+            bound = self.clip
+        else:
+            raise ValueError(f"clip must be True, False or None, got {clip!r}")
         if validate.choice("sampler", sampler, SAMPLERS) == "ddim":
             return ddim_sample(self.predict_eps, self.schedule, shape, rng, self.dtype,
-                               steps=validate.positive_int("steps", steps), clip=self.clip)
+                               steps=validate.positive_int("steps", steps), clip=bound,
+                               on_step=on_step)
         return ancestral_sample(self.predict_eps, self.schedule, shape, rng, self.dtype,
-                                clip=self.clip)
+                                clip=bound, on_step=on_step)

@@ -46,15 +46,24 @@ def predict_x0(xt, t, eps, schedule):
     return (xt - xp.sqrt(1 - ab) * eps) / xp.sqrt(ab)
 
 
+def denoised_x0(xt, t, eps_hat, schedule, clip=None):
+    """x̂_0 of :func:`predict_x0`, clipped to [−clip, clip] unless ``clip`` is None.
+
+    Clipping is a sampling heuristic (Ho et al.'s ``clip_denoised``): the data cannot leave
+    that box, so neither should their guess. sampling.py explains what it changes.
+    """
+    x0_hat = predict_x0(xt, t, eps_hat, schedule)
+    return x0_hat if clip is None else xp.clip(x0_hat, -clip, clip)
+
+
 def reverse_mean_var(xt, t, eps_hat, schedule, clip=None):
     """Mean and variance σ_t² of the learned step p_θ(x_{t−1} | x_t) = N(μ_θ, σ_t² I).
 
-    μ_θ = μ̃_t(x_t, x̂_0) with x̂_0 = :func:`predict_x0` (x_t, t, ε̂), which equals Ho et al.'s
-    (x_t − β_t/√(1 − ᾱ_t) ε̂)/√α_t. ``clip`` (e.g. 1.0 for images scaled to [−1, 1]) clips x̂_0
-    to [−clip, clip] first: the data cannot leave that range, so neither should the prediction.
+    μ_θ = μ̃_t(x_t, x̂_0) with x̂_0 = :func:`predict_x0` (x_t, t, ε̂). Unclipped this equals
+    Ho et al.'s (x_t − β_t/√(1 − ᾱ_t) ε̂)/√α_t: substituting x̂_0 into μ̃_t, the x_t terms add
+    up to 1/√α_t and the ε̂ terms to β_t/(√α_t √(1 − ᾱ_t)). ``clip`` (e.g. 1.0 for images
+    scaled to [−1, 1]) clips x̂_0 first (:func:`denoised_x0`), which only the sampler uses.
     """
-    x0_hat = predict_x0(xt, t, eps_hat, schedule)
-    if clip is not None:
-        x0_hat = xp.clip(x0_hat, -clip, clip)
+    x0_hat = denoised_x0(xt, t, eps_hat, schedule, clip)
     mean, _ = posterior_mean_var(x0_hat, xt, t, schedule)
     return mean, schedule.at("model_var", t, xt.dtype)

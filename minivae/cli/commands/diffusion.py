@@ -13,6 +13,8 @@ epoch, atomically), metrics.jsonl, curves.png. Exit codes: 0 done, 1 training di
 (NaN/inf: the checkpoint keeps the last good epoch), 2 bad input (nothing written), 130
 interrupted (resume with --resume). See docs/diffusion.md.
 """
+import argparse
+
 from .. import options
 
 GROUPS = (("data", ("data", "data_dir", "downsample", "n_train")),
@@ -48,6 +50,10 @@ def add_arguments(parser):
                    "path in --steps steps (default: ancestral)")
     p.add_argument("--steps", type=options.positive_int, default=50,
                    help="DDIM steps (default: 50)")
+    p.add_argument("--clip", action=argparse.BooleanOptionalAction, default=None,
+                   help="clip each step's guess x̂_0 to the data range [−1, 1] (Ho et al.'s "
+                   "clip_denoised; a sampling heuristic, the bound is unchanged) (default: on "
+                   "for images, off for the unbounded toys)")
     p.add_argument("--seed", type=options.seed, default=0, help="seed of x_T (default: 0)")
 
     p = actions.add_parser("evaluate", help="the test bound −L_vlb in nats and bits/dim")
@@ -101,9 +107,10 @@ def sample(args):
     toy = config.kind == "toy"
     n = args.n or (2000 if toy else 100)
     x = backend.to_numpy(model.sample(n, args.sampler, args.steps,
-                                      rng=backend.default_rng(args.seed)))
+                                      rng=backend.default_rng(args.seed), clip=args.clip))
+    clipped = model.clip is not None if args.clip is None else args.clip
     how = f"{args.sampler}" + (f", {args.steps} steps" if args.sampler == "ddim" else
-                               f", {model.T} steps")
+                               f", {model.T} steps") + ("" if clipped else ", x̂_0 unclipped")
     png = os.path.join(out, f"samples_{args.sampler}.png")
     if toy:
         plots.plot_diffusion_toy(png, rd.x_test, x, title=f"{config.data}: data (test points) "
