@@ -66,12 +66,12 @@ def _posterior(mod):
         ab_prev = sched.alpha_bar[t - 1][:, None]
         with np.errstate(divide="ignore"):
             prec = a / b + 1 / (1 - ab_prev)                       # +inf at t = 1
-        ref_var = np.where(t[:, None] == 1, 0.0, 1 / prec)
-        ref_mean = np.where(t[:, None] == 1, x0, ref_var * (np.sqrt(a) * xt / b + np.sqrt(
+        bayes_var = np.where(t[:, None] == 1, 0.0, 1 / prec)
+        bayes_mean = np.where(t[:, None] == 1, x0, bayes_var * (np.sqrt(a) * xt / b + np.sqrt(
             ab_prev) * x0 / np.where(t[:, None] == 1, 1.0, 1 - ab_prev)))
         lib_mean, lib_var = library(SOLUTION, "posterior_mean_var")(x0, xt, t, sched)
-        out += [compare(f"mean ({kind})", mean, ref_mean, "Bayes' rule", columns={}),
-                compare(f"variance ({kind})", var, ref_var, "Bayes' rule"),
+        out += [compare(f"mean ({kind})", mean, bayes_mean, "Bayes' rule", columns={}),
+                compare(f"variance ({kind})", var, bayes_var, "Bayes' rule"),
                 compare(f"mean ({kind})", mean, lib_mean, AGAINST),
                 compare(f"variance ({kind})", var, lib_var, AGAINST)]
     return out
@@ -100,15 +100,15 @@ def _simple_loss(mod):
     rng = np.random.default_rng(93)
     eps_hat, eps = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
     loss, d = unpack(call(mod, "simple_loss", eps_hat, eps), 2, "simple_loss")
-    ref_loss, ref_d = library(SOLUTION, "simple_loss")(eps_hat, eps)
+    lib_loss, lib_d = library(SOLUTION, "simple_loss")(eps_hat, eps)
     d = as_array(d, eps.shape, "deps_hat")
 
     def f():
         return float(library_loss(eps_hat, eps)[0])
     return check_gradient(f, {"eps_hat": eps_hat}, {"eps_hat": d}) + [
         compare_scalar("loss", loss, float(np.mean((eps - eps_hat) ** 2)), "mean of (ε − ε̂)²"),
-        compare_scalar("loss", loss, float(ref_loss), AGAINST),
-        compare("deps_hat", d, ref_d, AGAINST)]
+        compare_scalar("loss", loss, float(lib_loss), AGAINST),
+        compare("deps_hat", d, lib_d, AGAINST)]
 
 
 CHECKS = [
