@@ -4,29 +4,19 @@ makes the "bound" exceed the exact log-density, which Gibbs' inequality forbids,
 says so."""
 import pytest
 
-from minivae.labs import __main__ as labs_cli, get_lab
-
 from helpers import ON_DEVICE
-from test_labs import PLANTED, _figures, exercise_from_solution, write_exercise
+from test_labs import PLANTED, _figures, run_quick
 
 
 @pytest.mark.skipif(ON_DEVICE, reason="host-only: the labs run on the CPU with NumPy")
 def test_run_mine_trains_with_the_students_q_sample(capsys, tmp_path):
-    folder = tmp_path / "labs" / get_lab(9).FOLDER
-    folder.mkdir(parents=True)
-    write_exercise(folder, exercise_from_solution(9))
-    assert labs_cli.main(["run", "9", "--quick", "--path", str(folder),
-                          "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = run_quick(capsys, tmp_path, 9)
     assert "with your functions from" in out
     key = "gap to the exact log p(x) (nats)"
     yours, ours = _figures(out)[key]
     assert yours == ours, out
     wrong_q = next(p for n, name, p in PLANTED if n == 9 and name == "q_sample")
-    write_exercise(folder, exercise_from_solution(9, wrong_q))
-    assert labs_cli.main(["run", "9", "--quick", "--mine", "--path", str(folder),
-                          "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = run_quick(capsys, tmp_path, 9, wrong_q, mine=True)
     yours, ours = _figures(out)[key]
     assert float(ours) < 0 < float(yours), out
     assert "ABOVE the exact log-density" in out

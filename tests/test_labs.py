@@ -480,24 +480,27 @@ def _figures(out):
     return rows
 
 
+def run_quick(capsys, tmp_path, n, planted="", mine=False):
+    """`run N --quick` on an exercise in a lab folder (the solution, with ``planted`` functions
+    pasted over it): the printed output, after checking the run exited 0."""
+    folder = tmp_path / "labs" / get_lab(n).FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    write_exercise(folder, exercise_from_solution(n, planted))
+    args = ["run", str(n), "--quick", "--path", str(folder), "--out", str(tmp_path)]
+    assert labs_cli.main(args + ["--mine"] * mine) == 0
+    return capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_run_mine_trains_with_the_students_functions(capsys, tmp_path):
     """run --mine puts the student's functions in the library: a right exercise reproduces the
     library's figures, a wrong tanh_backward (which the model's backward pass calls through
     mlp_backward) changes the trained model's test bound."""
-    folder = tmp_path / "labs" / get_lab(3).FOLDER
-    folder.mkdir(parents=True)
-    write_exercise(folder, exercise_from_solution(3))
-    assert labs_cli.main(["run", "3", "--quick", "--path", str(folder),
-                          "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = run_quick(capsys, tmp_path, 3)
     assert "with your functions from" in out        # all pass: used by default
     rows = _figures(out)
     assert rows["trained IWAE: test L_5"][0] == rows["trained IWAE: test L_5"][1], out
-    write_exercise(folder, exercise_from_solution(3, PLANTED[3][2]))    # wrong tanh_backward
-    assert labs_cli.main(["run", "3", "--quick", "--mine", "--path", str(folder),
-                          "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = run_quick(capsys, tmp_path, 3, PLANTED[3][2], mine=True)     # wrong tanh_backward
     yours, ours = _figures(out)["trained IWAE: test L_5"]
     assert yours != ours and float(yours) < float(ours), out
     from minivae import layers
@@ -510,12 +513,7 @@ def test_run_mine_trains_lab_4s_bernoulli_with_the_students_fused_function(capsy
     so does lab 4's fit (model.log_prob_and_grads): under --mine the student's fused function,
     which has no work=, is called (the option dropped) and a wrong one changes the Bernoulli
     fit, not the others."""
-    folder = tmp_path / "labs" / get_lab(4).FOLDER
-    folder.mkdir(parents=True)
-    write_exercise(folder, exercise_from_solution(4, BERNOULLI_FUSED_HALF_T))
-    assert labs_cli.main(["run", "4", "--quick", "--mine", "--path", str(folder),
-                          "--out", str(tmp_path)]) == 0
-    rows = _figures(capsys.readouterr().out)
+    rows = _figures(run_quick(capsys, tmp_path, 4, BERNOULLI_FUSED_HALF_T, mine=True))
     yours, ours = rows["Bernoulli (binarized): test log-lik."]
     assert float(yours) < float(ours), rows
     for other in ("Gaussian (grey levels): test log-lik.", "Student's t (grey): test log-lik."):
