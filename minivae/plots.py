@@ -395,25 +395,41 @@ def save_latent2d_figures(model, x_train, y_train, out, seed=0, grid=20):
 
 
 # ------------------------------------------------------------------ gradient estimators
-def save_snr(rows, path):
-    """The gradient's SNR against K, one line per estimator, encoder and decoder side by side
-    (rows from :func:`minivae.snr.gradient_snr`; log-log axes, as Rainforth et al.'s figure)."""
-    fig = _figure(8, 3.4)
+def save_snr(rows, path, title=None, floor=None):
+    """The gradient's SNR against K, one line per estimator, encoder and decoder side by side,
+    and the effective sample size of the weights against K (rows from
+    :func:`minivae.snr.gradient_snr`; log-log axes, as Rainforth et al.'s figure); ``floor``
+    draws the mean SNR's noise floor (:func:`minivae.snr.noise_floor`) as a dotted line."""
+    fig = _figure(11, 3.4)
     ests = list(dict.fromkeys(r["estimator"] for r in rows))
     styles = {"iwae": "o-", "stl": "s--", "dreg": "^-"}
-    for i, (side, title) in enumerate((("encoder", "encoder (inference network) γ"),
-                                       ("decoder", "decoder (generative network) θ"))):
-        ax = fig.add_subplot(1, 2, i + 1)
+    for i, (side, name) in enumerate((("encoder", "encoder (inference network) γ"),
+                                      ("decoder", "decoder (generative network) θ"))):
+        ax = fig.add_subplot(1, 3, i + 1)
         for e in ests:
             pts = [(r["k"], r[f"{side}_snr"]) for r in rows if r["estimator"] == e]
             ax.plot(*zip(*pts), styles.get(e, "o-"), label=e.upper(), markersize=4)
+        if floor is not None:
+            ax.axhline(floor, ls=":", color="gray", lw=1, label="noise floor")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("K (importance samples)")
         ax.set_ylabel("mean SNR  |E[Δ]| / sd[Δ]")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 3, 3)
+    pts = sorted({(r["k"], r["ess"]) for r in rows})
+    ax.plot(*zip(*pts), "o-", color="k", markersize=4, label="ESS = 1 / Σ w̃²")
+    ax.plot([pts[0][0], pts[-1][0]], [pts[0][0], pts[-1][0]], ":", color="gray", label="K")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("K (importance samples)")
+    ax.set_title("effective sample size of the weights", fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

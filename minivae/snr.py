@@ -9,32 +9,62 @@ estimate Δ over repeated draws of the noise ε, and its signal-to-noise ratio
 For the IWAE bound L_K they prove (and see on MNIST) that the decoder's SNR grows like √K while
 the encoder's *falls* like 1/√K: the encoder's gradient E[Δ] → 0 as the bound tightens, faster
 than its noise. STL (Roeder et al. 2017) and DReG (Tucker et al. 2019) change only the
-encoder's estimator (:data:`minivae.bound.ESTIMATORS`); DReG's encoder SNR grows with K.
+encoder's estimator (:data:`minivae.bound.ESTIMATORS`); Tucker et al. show DReG's encoder SNR
+growing with K.
 
 :func:`gradient_snr` measures it: for each K, ``reps`` draws of ε, the same ε for every
 estimator (so the decoder's columns must agree exactly, which they do: the estimators share the
 decoder's gradient), and the per-parameter SNR summarised over the encoder's and the decoder's
-parameters by its mean and median (parameters whose estimate never varies, sd = 0, are left
-out: their SNR is not defined).
+parameters in three ways (parameters whose estimate never varies, sd = 0, are left out of the
+first two: their SNR is not defined):
+
+- ``mean``: the mean over parameters of |mean| / sd (Rainforth et al.'s per-parameter SNR,
+  averaged);
+- ``median``: its median;
+- ``pooled``: sqrt(Σ_i mean_i² / Σ_i var_i), the SNR of the whole gradient vector, as Tucker
+  et al.'s reference code summarises it (``reduce_mean(first_moment²) / reduce_mean(var)``),
+  with Σ mean_i² corrected for the draws' noise (it overestimates by Σ var_i / reps): dominated
+  by the parameters with the largest gradients, and not floored by those whose true gradient is
+  about 0.
+
+With few draws the per-parameter ratio cannot go below its noise floor: for a parameter whose
+true gradient is 0, |mean| / sd is about E|N(0, 1)| / √reps = √(2 / (π reps)) (0.11 for 50
+draws), so a mean SNR near that value means "no signal measured", not a trend.
+
+Each row also has ``ess``, the effective sample size 1 / Σ_k w̃_k² of the K normalized weights
+(mean over the draws and the minibatch): the asymptotic analysis behind "IWAE's encoder SNR
+falls like 1/√K, DReG's grows like √K" assumes K large enough that no single weight dominates
+(ESS growing with K). Where one sample carries nearly all the weight (ESS ≈ 1), the three
+estimators nearly coincide and neither trend appears (docs/estimators.md).
+
+:func:`gaussian_toy` builds Rainforth et al.'s (and Tucker et al.'s) toy model as a minivae
+model, near its optimum, where that regime is reached with modest K.
 """
 import math
 
 import numpy as np
 
-from . import backend
+from . import backend, validate
 from .bound import ESTIMATORS
+from .model import IWAE
+from .ops import logsumexp_weights
 
 DEFAULT_KS = (1, 5, 50, 500)
 
 
 def _moments(model, x, k, estimators, reps, rng, on_step=None):
-    """Σ Δ and Σ Δ² per estimator over ``reps`` draws (float64 host arrays, keyed by name)."""
+    """Σ Δ and Σ Δ² per estimator over ``reps`` draws (float64 host arrays, keyed by name),
+    and the mean effective sample size 1 / Σ_k w̃_k² over the draws and the minibatch."""
     sums = {e: {} for e in estimators}
     squares = {e: {} for e in estimators}
+    ess = 0.0
     x = backend.asarray(x)                       # check=False below: backend arrays, as given
     for _ in range(reps):
         # ε drawn on the host (the same on every backend), shared by the estimators.
         eps = backend.asarray(rng.standard_normal((k, x.shape[0], model.z_dim)))
+        log_w, _ = model.log_weights(x, k, eps=eps, check=False)
+        _, w = logsumexp_weights(log_w.astype("float64"))
+        ess += float((1.0 / (w * w).sum(axis=0)).mean()) / reps
         for e in estimators:
             _, grads = model.bound_and_grads(x, k, eps=eps, check=False, estimator=e)
             for name, g in grads.items():
@@ -43,24 +73,40 @@ def _moments(model, x, k, estimators, reps, rng, on_step=None):
                 squares[e][name] = squares[e].get(name, 0.0) + g * g
         if on_step is not None:
             on_step()
-    return sums, squares
+    return sums, squares, ess
 
 
 def _summary(sums, squares, reps, prefix):
-    """Mean and median over the parameters named ``prefix``.* of |mean| / sd."""
-    snr = []
+    """(mean, median, pooled) over the parameters named ``prefix``.* of the SNR (module
+    docstring); inf when no parameter's estimate varies with ε."""
+    snr, signal, noise = [], 0.0, 0.0
     for name in sums:
         if not name.startswith(prefix + "."):
             continue
-        mean = sums[name] / reps
-        var = np.maximum(squares[name] / reps - mean * mean, 0.0) * reps / (reps - 1)
-        sd = np.sqrt(var).ravel()
-        keep = sd > 1e-12 * np.maximum(np.abs(mean.ravel()), 1e-30)
-        snr.append(np.abs(mean.ravel()[keep]) / sd[keep])
+        mean = sums[name].ravel() / reps
+        var = np.maximum(squares[name].ravel() / reps - mean * mean, 0.0) * reps / (reps - 1)
+        keep = var > (1e-12 * np.maximum(np.abs(mean), 1e-30)) ** 2
+        snr.append(np.abs(mean[keep]) / np.sqrt(var[keep]))
+        signal += float((mean * mean - var / reps).sum())     # unbiased for Σ E[Δ_i]²
+        noise += float(var.sum())
     snr = np.concatenate(snr)
     if snr.size == 0:            # no parameter varies with ε (e.g. STL at the exact posterior)
-        return math.inf, math.inf
-    return float(snr.mean()), float(np.median(snr))
+        return math.inf, math.inf, math.inf
+    return float(snr.mean()), float(np.median(snr)), math.sqrt(max(signal, 0.0) / noise)
+
+
+def noise_floor(reps):
+    """√(2 / (π reps)): about the mean |mean| / sd of a parameter whose true gradient is 0."""
+    return math.sqrt(2.0 / (math.pi * reps))
+
+
+def check_estimators(estimators):
+    """Raise a one-line ValueError unless ``estimators`` names one or more known estimators."""
+    if not estimators:
+        raise ValueError(f"no estimator given; choose from {', '.join(ESTIMATORS)}")
+    for e in estimators:
+        if e not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {e!r}; choose from {', '.join(ESTIMATORS)}")
 
 
 def gradient_snr(model, x, ks=DEFAULT_KS, estimators=ESTIMATORS, reps=100, seed=0,
@@ -73,12 +119,11 @@ def gradient_snr(model, x, ks=DEFAULT_KS, estimators=ESTIMATORS, reps=100, seed=
         seeded with ``seed`` (the same ε on both backends).
     on_step : optional callable, called after every draw (e.g. to move a progress bar).
 
-    Returns a list of dicts, one per (K, estimator): ``k``, ``estimator``, ``encoder_snr``,
-    ``encoder_snr_median``, ``decoder_snr``, ``decoder_snr_median``.
+    Returns a list of dicts, one per (K, estimator): ``k``, ``estimator``, ``ess`` and, for
+    side = encoder and decoder, ``{side}_snr`` (the mean over parameters), ``{side}_snr_median``
+    and ``{side}_snr_pooled`` (see the module's docstring).
     """
-    for e in estimators:
-        if e not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {e!r}; choose from {', '.join(ESTIMATORS)}")
+    check_estimators(estimators)
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 2:
         raise ValueError(f"reps must be an integer >= 2 (a standard deviation needs two "
                          f"draws), got {reps!r}")
@@ -90,26 +135,64 @@ def gradient_snr(model, x, ks=DEFAULT_KS, estimators=ESTIMATORS, reps=100, seed=
     rows = []
     for k in ks:
         rng = np.random.default_rng([seed, int(k)])
-        sums, squares = _moments(model, x, int(k), estimators, reps, rng, on_step)
+        sums, squares, ess = _moments(model, x, int(k), estimators, reps, rng, on_step)
         for e in estimators:
-            enc, enc_med = _summary(sums[e], squares[e], reps, "encoder")
-            dec, dec_med = _summary(sums[e], squares[e], reps, "decoder")
-            rows.append({"k": int(k), "estimator": e, "encoder_snr": enc,
-                         "encoder_snr_median": enc_med, "decoder_snr": dec,
-                         "decoder_snr_median": dec_med})
+            row = {"k": int(k), "estimator": e, "ess": ess}
+            for side in ("encoder", "decoder"):
+                (row[f"{side}_snr"], row[f"{side}_snr_median"],
+                 row[f"{side}_snr_pooled"]) = _summary(sums[e], squares[e], reps, side)
+            rows.append(row)
     return rows
 
 
-def format_table(rows):
-    """The rows as a text table: K down, estimators across, encoder and decoder SNR."""
+def gaussian_toy(dim=20, perturbation=0.01, n=1, seed=0):
+    """Rainforth et al. (2018)'s toy model near its optimum, as a minivae model: ``(model, x)``.
+
+    Their model is z ~ N(μ, I), x|z ~ N(z, I) in R^20, with q(z|x) = N(A x + b, ⅔ I); the exact
+    posterior is N((x + μ)/2, ½ I), so A = I/2, b = μ/2 is optimal for q's mean, and q's fixed
+    variance ⅔ keeps q from being exact. Written with minivae's prior N(0, I) (z' = z - μ):
+    an :class:`minivae.model.IWAE` with ``hidden=()`` and Gaussian observations whose decoder
+    has mean W = I, b = μ and log-variance 0, and whose encoder has mean W = I/2, b = -μ/2 and
+    log-variance log ⅔. As in their experiment, every parameter is then moved by
+    N(0, ``perturbation``²) noise. μ ~ N(0, I); x: (n, dim) drawn from the model's marginal
+    N(μ, 2I). float64. The encoder's log-variance parameters are trainable here (fixed in the
+    paper); the SNR summarises them with the rest of the encoder.
+    """
+    dim, n = validate.positive_int("dim", dim), validate.positive_int("n", n)
+    perturbation = validate.nonnegative_real("perturbation", perturbation)
+    rng = np.random.default_rng([validate.seed("seed", seed), 0x5A1])
+    mu = rng.standard_normal(dim)
+    model = IWAE(dim, dim, hidden=(), likelihood="gaussian", dtype="float64", seed=seed)
+    eye, zero = np.eye(dim), np.zeros((dim, dim))
+    values = {"decoder.mean.W": eye, "decoder.mean.b": mu,
+              "decoder.logvar.W": zero, "decoder.logvar.b": np.zeros(dim),
+              "encoder.mean.W": 0.5 * eye, "encoder.mean.b": -0.5 * mu,
+              "encoder.logvar.W": zero, "encoder.logvar.b": np.full(dim, math.log(2 / 3))}
+    for name in model.params:                     # the same order on every run
+        value = values[name] + perturbation * rng.standard_normal(values[name].shape)
+        model.params[name][...] = backend.asarray(value)
+    x = mu + math.sqrt(2.0) * rng.standard_normal((n, dim))
+    return model, x
+
+
+def format_table(rows, reps=None):
+    """The rows as text: K down, the ESS, then each estimator's encoder and decoder SNR, once
+    as the mean over parameters and once pooled (``reps`` adds the mean's noise floor)."""
     ests = list(dict.fromkeys(r["estimator"] for r in rows))
     ks = list(dict.fromkeys(r["k"] for r in rows))
     by = {(r["k"], r["estimator"]): r for r in rows}
-    head = f"{'K':>5} " + " ".join(f"{'enc ' + e:>10}" for e in ests) + "  " + \
-        " ".join(f"{'dec ' + e:>10}" for e in ests)
-    lines = ["mean SNR = |mean| / sd over the draws of ε, averaged over each network's "
-             "parameters", head]
-    for k in ks:
-        lines.append(f"{k:>5} " + " ".join(f"{by[k, e]['encoder_snr']:10.4f}" for e in ests)
-                     + "  " + " ".join(f"{by[k, e]['decoder_snr']:10.4f}" for e in ests))
+    lines = []
+    for suffix, what in (("", "mean SNR = |mean| / sd over the draws of ε, averaged over each "
+                              "network's parameters"),
+                         ("_pooled", "pooled SNR = sqrt(Σ mean² / Σ var) over each network's "
+                                     "parameters (Tucker et al.'s summary)")):
+        if not suffix and reps is not None:
+            what += f" (noise floor about {noise_floor(reps):.2f} for {reps} draws)"
+        lines += [what, f"{'K':>5} {'ESS':>7} " + " ".join(f"{'enc ' + e:>9}" for e in ests)
+                  + "  " + " ".join(f"{'dec ' + e:>9}" for e in ests)]
+        for k in ks:
+            lines.append(f"{k:>5} {by[k, ests[0]]['ess']:7.2f} "
+                         + " ".join(f"{by[k, e]['encoder_snr' + suffix]:9.4f}" for e in ests)
+                         + "  " + " ".join(f"{by[k, e]['decoder_snr' + suffix]:9.4f}"
+                                          for e in ests))
     return "\n".join(lines)

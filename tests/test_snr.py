@@ -53,6 +53,62 @@ def test_snr_from_a_known_gradient():
     sd = draws.std(0, ddof=1)
     want = (np.abs(draws.mean(0))[sd > 0] / sd[sd > 0]).mean()
     assert np.isclose(rows[0]["decoder_snr"], want, rtol=1e-9)
+    assert np.isclose(rows[0]["decoder_snr_median"],
+                      np.median(np.abs(draws.mean(0))[sd > 0] / sd[sd > 0]), rtol=1e-9)
+    # pooled: sqrt((Σ mean² - Σ var / reps) / Σ var), Tucker et al.'s summary, bias-corrected
+    var = draws.var(0, ddof=1)
+    pooled = np.sqrt(max((draws.mean(0) ** 2 - var / 5).sum(), 0) / var.sum())
+    assert np.isclose(rows[0]["decoder_snr_pooled"], pooled, rtol=1e-9)
+    assert 1 <= rows[0]["ess"] <= 3
+
+
+def test_noise_floor_is_the_snr_of_a_zero_gradient():
+    """A parameter whose gradient has mean 0: its |mean| / sd over reps draws averages about
+    √(2 / (π reps)) (checked on 4000 simulated parameters, within 5%)."""
+    draws = np.random.default_rng(0).standard_normal((50, 4000))
+    ratio = np.abs(draws.mean(0)) / draws.std(0, ddof=1)
+    assert abs(ratio.mean() / snr.noise_floor(50) - 1) < 0.05
+
+
+def test_gaussian_toy_is_rainforths_model():
+    """At perturbation 0 the decoder is the true model (x ~ N(μ, 2I)) and q(z|x) has the exact
+    posterior's mean with variance ⅔ instead of ½, so E_q[log w] = log p(x) - KL with
+    KL = (D/2)(4/3 - 1 - log 4/3) exactly: checked over 20,000 draws within 4 standard errors."""
+    from scipy.stats import multivariate_normal
+    model, x = snr.gaussian_toy(perturbation=0.0, n=2, seed=3)
+    mu = minivae.backend.to_numpy(model.params["decoder.mean.b"])
+    log_px = multivariate_normal(mu, 2 * np.eye(20)).logpdf(x)
+    log_w, _ = model.log_weights(x, 20000)
+    log_w = minivae.backend.to_numpy(log_w)
+    kl = 10 * (4 / 3 - 1 - np.log(4 / 3))
+    se = log_w.std(0) / np.sqrt(len(log_w))
+    assert np.all(np.abs(log_w.mean(0) - (log_px - kl)) < 4 * se), (log_w.mean(0), log_px - kl)
+    # perturbed: every parameter moved, by about the perturbation
+    moved, _ = snr.gaussian_toy(perturbation=0.01, n=2, seed=3)
+    diff = np.concatenate([(minivae.backend.to_numpy(moved.params[n])
+                            - minivae.backend.to_numpy(model.params[n])).ravel()
+                           for n in model.params])
+    assert 0.008 < diff.std() < 0.012
+    with pytest.raises(ValueError, match="perturbation"):
+        snr.gaussian_toy(perturbation=-1)
+
+
+def test_toy_reproduces_tucker_et_al():
+    """Near the optimum of the toy model, where the weights are spread (ESS grows with K):
+    DReG's encoder SNR rises with K, IWAE's falls, the decoder's rises (200 draws)."""
+    model, x = snr.gaussian_toy()
+    rows = snr.gradient_snr(model, x, ks=(1, 50, 500), reps=200, seed=0)
+    by = {(r["k"], r["estimator"]): r for r in rows}
+    assert np.isclose(by[1, "iwae"]["ess"], 1) and by[500, "iwae"]["ess"] > 50
+    dreg = [by[k, "dreg"]["encoder_snr"] for k in (1, 50, 500)]
+    iwae = [by[k, "iwae"]["encoder_snr"] for k in (1, 50, 500)]
+    dec = [by[k, "iwae"]["decoder_snr"] for k in (1, 50, 500)]
+    assert dreg[0] < dreg[1] < dreg[2] and dreg[2] > 4 * dreg[0], dreg
+    assert iwae[2] < iwae[0] / 1.5, iwae
+    assert dec[0] < dec[1] < dec[2], dec
+    pooled = [by[k, "dreg"]["encoder_snr_pooled"] for k in (1, 50, 500)]
+    assert pooled[0] < pooled[1] < pooled[2], pooled
+    assert "pooled SNR" in snr.format_table(rows, 200)
 
 
 def test_cli_train_with_estimator_then_snr(tmp_path, capsys):
@@ -71,6 +127,24 @@ def test_cli_train_with_estimator_then_snr(tmp_path, capsys):
         assert len(json.load(f)["rows"]) == 6
     code, out, err = run_cli(["snr", run, "--k", "0"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_cli_snr_toy(tmp_path, capsys):
+    out = tmp_path / "toy"
+    code, stdout, err = run_cli(["snr", "--toy", "--k", "1,4", "--reps", "3", "--batch", "2",
+                                 "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "Gaussian toy" in stdout and "ESS" in stdout and os.path.exists(out / "snr.png")
+    with open(out / "snr.json") as f:
+        saved = json.load(f)
+    assert saved["toy"] and saved["perturbation"] == 0.01 and len(saved["rows"]) == 6
+    for bad in (["--toy"], ["--toy", "somewhere", "--out", str(tmp_path / "b")],
+                ["--toy", "--perturbation", "-1", "--out", str(tmp_path / "b")],
+                ["--toy", "--estimators", "rws", "--out", str(tmp_path / "b")],
+                ["--out", str(tmp_path / "b")]):
+        code, stdout, err = run_cli(["snr"] + bad, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
+        assert not os.path.exists(tmp_path / "b")
 
 
 def test_cli_categorical_levels(tmp_path, capsys):

@@ -31,6 +31,7 @@ positive_int = _from_text(int, "positive_int")
 nonnegative_int = _from_text(int, "nonnegative_int")
 seed = _from_text(int, "seed")
 positive_real = _from_text(float, "positive_real")
+nonnegative_real = _from_text(float, "nonnegative_real")
 probability = _from_text(float, "probability")
 
 
@@ -151,10 +152,12 @@ def add_run_arguments(parser, default_out="runs/default"):
     g.add_argument("--no-plots", action="store_true", help="do not draw curves.png at the end")
 
 
-def add_run_data_arguments(parser):
-    """RUN_DIR and the data options of the commands that read a trained run."""
+def add_run_data_arguments(parser, optional=False):
+    """RUN_DIR and the data options of the commands that read a trained run (RUN_DIR may be
+    left out when ``optional``: the command has another source of a model)."""
     from .. import data
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by minivae train")
+    parser.add_argument("run_dir", metavar="RUN_DIR", nargs="?" if optional else None,
+                        help="a directory written by minivae train")
     parser.add_argument("--data", choices=data.DATASETS, default=None,
                         help="test data (default: the data the run was trained on)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",

@@ -3,20 +3,27 @@
 Examples:
   minivae snr runs/iwae5                        # K = 1, 5, 50, 500; 100 draws of ε; 20 images
   minivae snr runs/iwae5 --k 1,5,50 --reps 50 --batch 10 --out figures/
+  minivae snr --toy --k 1,5,50,500,5000 --reps 1000 --batch 1 --out figures/toy
 
 Reproduces Rainforth et al. (2018)'s experiment at a fixed trained model: for each K, the
 gradient of L_K on one fixed minibatch of training images is estimated --reps times with fresh
 noise ε (the same ε for every estimator), and each parameter's SNR = |mean| / sd is averaged
 over the encoder's and over the decoder's parameters. Expect the IWAE encoder's SNR to fall
 with K, DReG's to rise, and the decoder's to rise for all (its estimator is the same for all
-three, so its columns agree). Prints the table and writes snr.json and snr.png (in RUN_DIR, or
---out). See docs/estimators.md.
+three, so its columns agree). Prints the table (the mean over parameters and the pooled SNR,
+and the effective sample size of the weights) and writes snr.json and snr.png (in RUN_DIR, or
+--out).
+
+--toy measures the same on Rainforth et al.'s Gaussian toy model near its optimum
+(minivae.snr.gaussian_toy: D = d = 20, parameters perturbed by --perturbation), where the
+weights are spread and DReG's encoder SNR rises with K; --batch then counts data points drawn
+from the model, and --out is required. See docs/estimators.md.
 """
 import os
 import time
 
 from .. import options
-from ..options import nonnegative_int, positive_int
+from ..options import nonnegative_int, nonnegative_real, positive_int
 
 
 def _ks(text):
@@ -33,7 +40,12 @@ def _ks(text):
 
 def add_arguments(parser):
     from ...bound import ESTIMATORS
-    options.add_run_data_arguments(parser)
+    options.add_run_data_arguments(parser, optional=True)
+    parser.add_argument("--toy", action="store_true",
+                        help="measure on Rainforth et al.'s Gaussian toy model instead of a run")
+    parser.add_argument("--perturbation", type=nonnegative_real, default=0.01,
+                        help="--toy: sd of the noise added to the optimal parameters "
+                        "(default: 0.01)")
     parser.add_argument("--k", type=_ks, default=(1, 5, 50, 500), metavar="K1,K2,...",
                         help="numbers of importance samples (default: 1,5,50,500)")
     parser.add_argument("--estimators", default=",".join(ESTIMATORS), metavar="E1,E2,...",
@@ -52,11 +64,25 @@ def run(args):
     from ... import data, evaluate, plots, snr
     from .. import runs
     estimators = tuple(e.strip() for e in args.estimators.split(",") if e.strip())
-    ckpt, model, config, rd = runs.load_run(args.run_dir, args.data, args.data_dir)
-    index = evaluate.spread_subset(len(rd.x_train), args.batch)
-    x = rd.x_train[index]
-    if config.binarize == "dynamic":            # one fixed binarization of the minibatch
-        x = data.fixed_binarize(x, args.seed)
+    if args.toy:
+        if args.run_dir is not None or args.data is not None or args.data_dir is not None:
+            raise ValueError("--toy measures on the toy model: give no RUN_DIR, --data or "
+                             "--data-dir with it")
+        if args.out is None:
+            raise ValueError("--toy needs --out DIR (where to write snr.json and snr.png)")
+        model, x = snr.gaussian_toy(perturbation=args.perturbation, n=args.batch,
+                                    seed=args.seed)
+        what, epoch = f"Gaussian toy (perturbation {args.perturbation:g})", None
+    else:
+        if args.run_dir is None:
+            raise ValueError("give a RUN_DIR written by minivae train, or --toy")
+        ckpt, model, config, rd = runs.load_run(args.run_dir, args.data, args.data_dir)
+        index = evaluate.spread_subset(len(rd.x_train), args.batch)
+        x = rd.x_train[index]
+        if config.binarize == "dynamic":        # one fixed binarization of the minibatch
+            x = data.fixed_binarize(x, args.seed)
+        what, epoch = f"{args.batch} training images", ckpt.epoch
+    snr.check_estimators(estimators)            # before any directory is made
     out = args.out or args.run_dir
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
@@ -64,12 +90,15 @@ def run(args):
         rows = snr.gradient_snr(model, x, args.k, estimators, args.reps, args.seed,
                                 on_step=lambda: bar.update(1))
     seconds = time.perf_counter() - start
-    print(f"{model!r} after {ckpt.epoch} epochs; {args.batch} training images, {args.reps} "
-          f"draws of ε per K ({seconds:.1f} s)")
-    print(snr.format_table(rows))
+    trained = "" if epoch is None else f" after {epoch} epochs"
+    print(f"{model!r}{trained}; {what}, {args.reps} draws of ε per K ({seconds:.1f} s)")
+    print(snr.format_table(rows, args.reps))
     runs.write_json(os.path.join(out, "snr.json"),
                     {"rows": rows, "reps": args.reps, "batch": args.batch, "seed": args.seed,
-                     "epoch": ckpt.epoch, "model": repr(model), "seconds": seconds,
-                     "ks": list(args.k), "estimators": list(estimators)})
-    plots.save_snr(rows, os.path.join(out, "snr.png"))
+                     "epoch": epoch, "model": repr(model), "seconds": seconds,
+                     "ks": list(args.k), "estimators": list(estimators), "toy": args.toy,
+                     "perturbation": args.perturbation if args.toy else None})
+    plots.save_snr(rows, os.path.join(out, "snr.png"),
+                   title=f"{what}{trained}, {args.reps} draws of ε per K",
+                   floor=snr.noise_floor(args.reps))
     print(f"wrote {os.path.join(out, 'snr.json')}, {os.path.join(out, 'snr.png')}")
