@@ -18,6 +18,7 @@ zip's CRCs and the metadata, and any problem is a :class:`CheckpointError` (a ``
 with a one-line message.
 """
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -277,22 +278,28 @@ class Checkpoint:
 
     def _check_model_fits(self, config):
         """Refuse sizes that cannot be allocated (x_dim = 10**12 would try 72 TiB)."""
-        from .likelihoods import LIKELIHOODS
+        from .likelihoods import NAMES, make
         sizes = {n: self._field(validate.positive_int, f"model.config.{n}", config.get(n))
                  for n in ("x_dim", "z_dim")}
         hidden = self._field(lambda name, v: validate.hidden(v, name), "model.config.hidden",
                              config.get("hidden", ()))
-        likelihood = LIKELIHOODS.get(config.get("likelihood", "bernoulli")) \
-            if isinstance(config.get("likelihood", "bernoulli"), str) else None
-        if likelihood is None:
+        name = config.get("likelihood", "bernoulli")
+        if not isinstance(name, str) or name not in NAMES:
             self._fail(f"metadata field model.config.likelihood is not one of "
-                       f"{', '.join(LIKELIHOODS)}")
+                       f"{', '.join(NAMES)}")
+        try:
+            likelihood = make(name, config.get("n_categories"), config.get("column_types"))
+        except (TypeError, ValueError) as e:
+            self._fail(f"bad model configuration ({' '.join(str(e).split())})")
+        # decoder outputs per feature: one per head, C per categorical head (mixed: on average)
+        n_heads = sum(math.prod(likelihood.head_shape(h, sizes["x_dim"]))
+                      for h in likelihood.heads) / sizes["x_dim"]
         dtype = self._field(lambda name, v: validate.dtype(v, name), "model.config.dtype",
                             config.get("dtype", "float32"))
         try:
             memory.check(f"the model in {self.path}",
                          memory.model_bytes(sizes["x_dim"], sizes["z_dim"], hidden,
-                                            len(likelihood.heads), dtype, training=False))
+                                            n_heads, dtype, training=False))
         except memory.TooLarge as e:
             raise CheckpointError(str(e)) from None
 

@@ -28,8 +28,19 @@ imputation is the most probable category under the importance-weighted predictiv
 
     x̂_j = argmax_c Σ_l w̃_l softmax(η_j(z_l))_c   ≈ argmax_c p_θ(x_j = c | x^o),
 
-(the imputation of least misclassification rate, as the mean is that of least squared error);
-multiple imputations are SIR draws of codes, as above.
+multiple imputations are SIR draws of codes, as above. Why the argmax: for a 0/1 loss
+(an imputation is right or wrong), the expected loss of imputing c is 1 - p(x_j = c | x^o),
+smallest at the most probable c, just as the conditional mean minimises the expected squared
+error of a real value; the mean of codes would be the wrong summary (between two categories, or
+a third one) and a random draw is right less often (Σ_c p_c² ≤ max_c p_c).
+
+Mixed tables (``categorical=`` a list of column indices, or a dict index -> C): real columns
+keep the real observation model (Student's t or Gaussian, standardised), each categorical column
+gets a categorical model with its own C (1 + its largest observed code unless given), and the
+decoder one set of heads per group of columns (:class:`minivae.likelihoods.Mixed`): log p(x|z)
+is the sum of the groups' log-likelihoods, each head's gradient its group's. A missing real
+cell is imputed by its conditional mean, a missing categorical cell by the argmax above, both
+from the same importance weights.
 
 Shapes: n rows, D = features, d = latent dimensions, L importance samples, M imputations.
 """
@@ -41,6 +52,7 @@ from . import backend, validate
 from .backend import xp
 from .evaluate import _noise as example_noise, importance_passes
 from .layers import ACTIVATIONS
+from .likelihoods import Categorical
 from .model import IWAE
 from .ops import logsumexp_weights
 from .optim import Adam
@@ -127,6 +139,11 @@ class MIWAEImputer:
     likelihood : "student_t" (default, as the paper's notebooks) or "gaussian" for real
         values; "categorical" for integer codes 0..C-1 in every column (not standardised;
         imputed by the most probable category, see the module's docstring).
+    categorical : None, a list of column indices or a dict {column index: C}
+        For a table mixing real and categorical columns: the categorical columns (integer
+        codes 0..C-1, C = 1 + the largest observed code unless given), modelled by the
+        categorical likelihood and imputed by the most probable category; the other columns
+        by ``likelihood`` (which must then be "student_t" or "gaussian").
     k : int
         Importance samples K in the training bound (the paper: 20).
     epochs, batch_size, lr :
@@ -151,12 +168,15 @@ class MIWAEImputer:
         constant column) used to standardise, (x - mean_) / scale_.
     history_ : list of float, the mean MIWAE bound over each epoch's batches.
     n_categories_ : C of the categorical model (None for real-valued data).
+    categorical_ : dict {column: C} of the categorical columns (empty for real-valued data;
+        every column for likelihood="categorical").
+    column_types_ : the model's ``column_types`` for a mixed table (None otherwise).
     n_features_in_ : int, D.
     """
 
     def __init__(self, z_dim=10, hidden=(128, 128), activation="tanh", likelihood="student_t",
                  k=20, epochs=500, batch_size=64, lr=1e-3, n_samples=10000, chunk_size=2 ** 16,
-                 dtype="float32", seed=0, verbose=0, n_categories=None):
+                 dtype="float32", seed=0, verbose=0, n_categories=None, categorical=None):
         # Real-valued data: the likelihoods with a location and a scale; or integer codes.
         self.likelihood = validate.choice("likelihood", likelihood, LIKELIHOODS)
         if n_categories is not None:
@@ -166,6 +186,7 @@ class MIWAEImputer:
             if n_categories < 2:
                 raise ValueError(f"n_categories must be at least 2, got {n_categories}")
         self.n_categories = n_categories
+        self.categorical = _categorical_spec(categorical, self.likelihood)
         self.z_dim = validate.positive_int("z_dim", z_dim)
         self.hidden = validate.hidden(hidden)
         self.activation = validate.choice("activation", activation, ACTIVATIONS)
@@ -195,22 +216,30 @@ class MIWAEImputer:
         if empty.size:
             raise ValueError(f"column {empty[0]} of X has no observed value: nothing to learn "
                              f"it from ({empty.size} such column(s))")
-        self.n_features_in_ = X.shape[1]
-        n_categories = None
+        D = self.n_features_in_ = X.shape[1]
+        n_categories, column_types, likelihood = None, None, self.likelihood
         if self.likelihood == "categorical":
-            # Codes are labels, not magnitudes: no standardisation (mean 0, scale 1).
-            n_categories = _categories(X, mask, self.n_categories)
-            self.mean_, self.scale_ = numpy.zeros(X.shape[1]), numpy.ones(X.shape[1])
+            n_categories = max(check_codes(X, range(D), self.n_categories).values())
+            self.categorical_ = {j: n_categories for j in range(D)}
         else:
-            # Standardise with the observed entries only: the model then sees unit-scale
-            # features (the Student's t and the Glorot initialisation both assume it).
-            self.mean_, self.scale_ = _observed_location_scale(X)
-        self.n_categories_ = n_categories
+            self.categorical_ = check_codes(X, _columns(self.categorical, D),
+                                            self.categorical if isinstance(self.categorical,
+                                                                           dict) else None)
+        # Standardise the real columns with their observed entries only: the model then sees
+        # unit-scale features (the Student's t and the Glorot initialisation both assume it).
+        # Codes are labels, not magnitudes: no standardisation (mean 0, scale 1).
+        self.mean_, self.scale_ = _observed_location_scale(X)
+        cat = list(self.categorical_)
+        self.mean_[cat], self.scale_[cat] = 0.0, 1.0
+        if self.categorical_ and self.likelihood != "categorical":
+            column_types = [self.categorical_.get(j, self.likelihood) for j in range(D)]
+            likelihood = "mixed"
+        self.n_categories_, self.column_types_ = n_categories, column_types
         # The model's own RNG draws the training ε; a separate host RNG shuffles, so that the
         # order does not depend on the backend's generator (imputation: see transform).
-        self.model_ = IWAE(X.shape[1], self.z_dim, hidden=self.hidden,
-                           activation=self.activation, likelihood=self.likelihood,
-                           dtype=self.dtype, seed=self.seed, n_categories=n_categories)
+        self.model_ = IWAE(D, self.z_dim, hidden=self.hidden, activation=self.activation,
+                           likelihood=likelihood, dtype=self.dtype, seed=self.seed,
+                           n_categories=n_categories, column_types=column_types)
         self._rng = numpy.random.default_rng([self.seed, 0x1A7E])
         x, m = self._to_device(X, mask)
         self.history_ = []
@@ -289,8 +318,8 @@ class MIWAEImputer:
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} columns, the imputer was fitted on "
                              f"{self.n_features_in_}")
-        if self.n_categories_ is not None:
-            _categories(X, mask, self.n_categories_)
+        if self.categorical_:
+            check_codes(X, self.categorical_, self.categorical_)
         M = n_imputations or 1
         out = numpy.repeat(X[None], M, axis=0)           # observed entries copied as they are
         rows = numpy.flatnonzero(~mask.all(axis=1))      # only rows with something to impute
@@ -324,24 +353,38 @@ class MIWAEImputer:
         """fit(X) then transform(X): impute the data the model was trained on."""
         return self.fit(X, callback=callback).transform(X, n_imputations=n_imputations)
 
+    def _categorical_groups(self):
+        """[(columns, head)]: the categorical columns (a device index array) and the logits
+        head that models them (all columns for likelihood="categorical"; one per group of a
+        mixed table; none for real data)."""
+        lik = self.model_.likelihood
+        if lik.name == "categorical":
+            return [(xp.arange(self.n_features_in_), "logits")]
+        if lik.name == "mixed":
+            return [(g.index, g.heads[0]) for g in lik.groups if g.model.name == "categorical"]
+        return []
+
     def _pass_estimates(self, pieces, keep):
         """For each piece c of the L samples z_l ~ q(z|x^o) (from :func:`importance_passes`)
-        yield its log-sum-exp lse_c (B,) and its SNIS estimate Σ_{l∈c} w̃^c_l E[x|z_l] (B, D),
-        where w̃^c is normalised within the piece; with keep, also its log w (L_c, B) and
-        z (L_c, B, d).
+        yield its log-sum-exp lse_c (B,) and its estimates, with w̃^c normalised within the
+        piece: the SNIS mean Σ_{l∈c} w̃^c_l E[x|z_l] (B, D), then for each categorical group
+        (:meth:`_categorical_groups`) its predictive Σ_{l∈c} w̃^c_l softmax(η_l) (B, D_g, C);
+        with keep, also its log w (L_c, B) and z (L_c, B, d).
         """
+        lik = self.model_.likelihood
         for log_w, cache in pieces:
             lse, w = logsumexp_weights(log_w)
-            if self.n_categories_ is None:
-                means = self.model_.likelihood.mean(**cache["heads"])     # E[x|z_l]: (k, B, D)
-                est = snis_impute(cache["x"], cache["mask"], log_w, means)
-            else:       # this piece's Σ_l w̃_l softmax(η_l) ≈ p(x_j = c | x^o): (B, D, C)
-                est = (w[..., None, None] * self.model_.likelihood.probs(**cache["heads"])
-                       ).sum(axis=0)
+            heads = cache["heads"]
+            means = lik.mean(**heads)                                    # E[x|z_l]: (k, B, D)
+            est = [snis_impute(cache["x"], cache["mask"], log_w, means)]
+            for _, head in self._categorical_groups():
+                # this piece's Σ_l w̃_l softmax(η_l) ≈ p(x_j = c | x^o): (B, D_g, C)
+                est.append((w[..., None, None] * Categorical.probs(heads[head])).sum(axis=0))
             yield lse, est, (log_w, cache["z"]) if keep else None
 
     def _conditional_mean(self, pieces):
-        """SNIS: x̂ = Σ_l w̃_l E[x|z_l] over all L samples, (B, D) on the standardised scale.
+        """SNIS: x̂ = Σ_l w̃_l E[x|z_l] over all L samples, (B, D) on the standardised scale;
+        in categorical columns, the most probable category under Σ_l w̃_l softmax(η_l).
 
         Done piece by piece, exactly: with W_c = Σ_{l∈c} w_l (log W_c = lse_c),
         w̃_l = w_l / Σ_c W_c = (w_l / W_c) · (W_c / Σ_c' W_c'), so the global estimate is the
@@ -349,15 +392,19 @@ class MIWAEImputer:
         the pieces as samples). Observed entries are x's own (up to rounding).
         """
         lses, ests = zip(*((lse, est) for lse, est, _ in self._pass_estimates(pieces, False)))
-        total, omega = logsumexp_weights(xp.stack(lses))                 # over pieces: (C, B)
+        total, omega = logsumexp_weights(xp.stack(lses))                 # over pieces: (P, B)
         self._check_weights(total)
-        ests = xp.stack(ests)
-        est = (omega.reshape(omega.shape + (1,) * (ests.ndim - 2)) * ests).sum(axis=0)
-        if self.n_categories_ is not None:
+        combined = []
+        for parts in zip(*ests):                         # the mean, then each group's predictive
+            parts = xp.stack(parts)
+            combined.append((omega.reshape(omega.shape + (1,) * (parts.ndim - 2)) * parts
+                             ).sum(axis=0))
+        est = combined[0]
+        for (columns, _), predictive in zip(self._categorical_groups(), combined[1:]):
             # Σ_l w̃_l softmax(η_l): the importance-weighted predictive p(x_j = c | x^o),
-            # (B, D, C); impute its most probable category (the imputation of least
+            # (B, D_g, C); impute its most probable category (the imputation of least
             # misclassification rate, as the conditional mean is of least squared error).
-            est = xp.argmax(est, axis=-1).astype(ests.dtype)
+            est[:, columns] = xp.argmax(predictive, axis=-1).astype(est.dtype)
         return est
 
     def _resample(self, pieces, L, M, generators):
@@ -385,18 +432,62 @@ class MIWAEImputer:
                                   "log-weight): the model cannot impute these rows")
 
 
-def _categories(X, mask, n_categories=None):
-    """C for categorical columns: ``n_categories``, or 1 + the largest observed code. Every
-    observed entry must be an integer code in 0..C-1 (one-line ValueError otherwise)."""
-    obs = X[mask]
-    bad = (obs < 0) | (obs != numpy.floor(obs))
-    if n_categories is not None:
-        bad |= obs > n_categories - 1
-    if bad.any():
-        top = "" if n_categories is None else f"..{n_categories - 1}"
-        raise ValueError(f"likelihood 'categorical' needs integer codes 0{top} in the observed "
-                         f"entries, got {obs[bad][0]!r}")
-    return n_categories if n_categories is not None else max(2, int(obs.max()) + 1)
+def _categorical_spec(categorical, likelihood):
+    """The ``categorical`` argument checked: None, a tuple of column indices, or a dict
+    {index: C}; only beside a real likelihood (one-line ValueError otherwise)."""
+    if categorical is None:
+        return None
+    if likelihood == "categorical":
+        raise ValueError("categorical= names the categorical columns of a mixed table; "
+                         "likelihood='categorical' already makes every column categorical")
+    if isinstance(categorical, dict):
+        spec = {}
+        for j, C in categorical.items():
+            j = validate.nonnegative_int("categorical column", j)
+            C = validate.positive_int(f"categorical[{j}] (its number of categories)", C)
+            if C < 2:
+                raise ValueError(f"categorical[{j}] (its number of categories) must be at "
+                                 f"least 2, got {C}")
+            spec[j] = C
+        return spec
+    if isinstance(categorical, (str, bytes)) or not hasattr(categorical, "__iter__"):
+        raise ValueError(f"categorical must be a list of column indices or a dict {{column: "
+                         f"C}}, got {categorical!r}")
+    columns = tuple(validate.nonnegative_int("categorical column", j) for j in categorical)
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"categorical names a column twice: {list(columns)}")
+    return columns
+
+
+def _columns(spec, D):
+    """The categorical columns of a spec (None: none), each checked against D."""
+    columns = () if spec is None else tuple(spec)
+    for j in columns:
+        if j >= D:
+            raise ValueError(f"categorical column {j} does not exist: X has {D} columns "
+                             f"(0..{D - 1})")
+    return columns
+
+
+def check_codes(X, columns, n_categories=None, names=None):
+    """{column: C} for the categorical ``columns`` of X (n, D), NaN = missing: C is
+    ``n_categories`` (an int for all, or a dict column -> C), else 1 + the column's largest
+    observed code (at least 2). Every observed entry must be an integer code in 0..C-1: a
+    one-line ValueError names the first column that breaks it (by ``names[j]`` if given)."""
+    out = {}
+    for j in columns:
+        obs = X[:, j][~numpy.isnan(X[:, j])]
+        C = n_categories.get(j) if isinstance(n_categories, dict) else n_categories
+        bad = (obs < 0) | (obs != numpy.floor(obs))
+        if C is not None:
+            bad |= obs > C - 1
+        if bad.any():
+            codes = "non-negative integer codes" if C is None else f"integer codes 0..{C - 1}"
+            what = f"column {names[j]!r}" if names is not None else f"column {j}"
+            raise ValueError(f"{what} is categorical and needs {codes} in its observed cells, "
+                             f"got {obs[bad][0]:g}")
+        out[j] = C if C is not None else max(2, int(obs.max()) + 1 if obs.size else 2)
+    return out
 
 
 def _observed_location_scale(X):

@@ -259,6 +259,16 @@ class ObservationModel:
     ``name``, ``heads``, ``log_prob``, ``log_prob_grads`` and ``mean``."""
 
     @classmethod
+    def head_shape(cls, head, x_dim):
+        """The trailing shape of ``head`` for D = x_dim features: (D,) (one number each)."""
+        return (x_dim,)
+
+    @staticmethod
+    def head_mask(head, mask):
+        """The mask (B, D) as ``head`` needs it: every head serves every feature."""
+        return mask
+
+    @classmethod
     def log_prob_and_grads(cls, x, work=None, **heads):
         """(log Φ(x|η), {head: ∂ log Φ/∂head}) for a training step, which needs both: the two
         functions one after the other, unless the model has a fused form (Bernoulli)."""
@@ -380,6 +390,10 @@ class Categorical(ObservationModel):
     def __repr__(self):
         return f"Categorical({self.n_categories})"
 
+    def head_shape(self, head, x_dim):
+        """(D, C): C logits per feature."""
+        return (x_dim, self.n_categories)
+
     def check(self, x):
         """Raise a one-line ValueError unless every entry of x is a code in {0, ..., C-1}."""
         C = self.n_categories
@@ -425,17 +439,173 @@ class Categorical(ObservationModel):
         return self.draw(logits, _uniform(rng, logits.shape[:-1], logits.dtype))
 
 
+class ColumnGroup:
+    """One group of a :class:`Mixed` model: the columns (host int array, in table order) that
+    share one observation model, its name ``prefix`` and its heads, named ``prefix.head``."""
+
+    def __init__(self, prefix, model, columns):
+        self.prefix, self.model = prefix, model
+        self.columns = numpy.asarray(columns, dtype=numpy.intp)
+        self.index = xp.asarray(self.columns)          # on the device, for gathers
+        self.heads = tuple(f"{prefix}.{h}" for h in model.heads)
+
+    def own(self, heads):
+        """This group's heads under the model's own names ({"loc": ..., ...})."""
+        return {h: heads[f"{self.prefix}.{h}"] for h in self.model.heads}
+
+    def take(self, a):
+        """a[..., columns]: this group's features of a (..., D) array."""
+        return xp.take(a, self.index, axis=-1)
+
+
+class Mixed(ObservationModel):
+    """A table whose columns have different observation models: real columns (Gaussian or
+    Student's t, or Bernoulli for 0/1) and categorical columns, each with its own C.
+
+    ``column_types`` has one entry per feature j: a model name (``"gaussian"``,
+    ``"student_t"``, ``"bernoulli"``) or an integer C >= 2 (categorical with C codes). Columns
+    with the same entry form a *group* (in order of first appearance), and the decoder has one
+    set of heads per group, named ``prefix.head``: ``student_t.loc``, ..., or
+    ``categorical4.logits`` for the group of 4-code columns, of shape (..., D_g) or
+    (..., D_g, C). The model is still fully factorised,
+
+        log p_θ(x|z) = Σ_j m_j log Φ_j(x_j | η_j) = Σ_g Σ_{j ∈ g} m_j log Φ_g(x_j | η_j),
+
+    the sum of the groups' log-likelihoods, so each head's gradient is its own group's
+    (:mod:`minivae.likelihoods`'s functions, unchanged) restricted to the group's columns of the
+    mask (:meth:`head_mask`). :meth:`log_prob`, :meth:`mean` and :meth:`draw` return (..., D)
+    in the table's column order.
+    """
+    name = "mixed"
+
+    def __init__(self, column_types):
+        if isinstance(column_types, (str, bytes)) or not hasattr(column_types, "__len__") \
+                or len(column_types) == 0:
+            raise ValueError("column_types must be a non-empty list with one entry per "
+                             f"feature, got {column_types!r}")
+        keys = []
+        for j, t in enumerate(column_types):
+            if isinstance(t, (int, numpy.integer)) and not isinstance(t, bool) and t >= 2:
+                keys.append(int(t))
+            elif isinstance(t, str) and t in LIKELIHOODS and t != "categorical":
+                keys.append(t)
+            else:
+                raise ValueError(f"column_types[{j}] must be 'gaussian', 'student_t', "
+                                 f"'bernoulli' or a number of categories >= 2, got {t!r}")
+        self.column_types = keys
+        self.groups = []
+        for key in dict.fromkeys(keys):
+            columns = [j for j, k in enumerate(keys) if k == key]
+            if isinstance(key, int):
+                self.groups.append(ColumnGroup(f"categorical{key}", Categorical(key), columns))
+            else:
+                self.groups.append(ColumnGroup(key, LIKELIHOODS[key], columns))
+        self.heads = tuple(h for g in self.groups for h in g.heads)
+        self._group_of = {h: g for g in self.groups for h in g.heads}
+        order = numpy.concatenate([g.columns for g in self.groups])
+        self._inverse = xp.asarray(numpy.argsort(order))      # group order -> column order
+
+    def __repr__(self):
+        return f"Mixed({self.column_types!r})"
+
+    # ------------------------------------------------------------------ shapes and masks
+    def head_shape(self, head, x_dim):
+        """A head's trailing shape: (D_g,) or (D_g, C) for the group of columns it serves."""
+        g = self._group_of[head]
+        return (len(g.columns),) + ((g.model.n_categories,) if isinstance(g.model, Categorical)
+                                    else ())
+
+    def head_mask(self, head, mask):
+        """The mask (B, D) restricted to the head's group, (B, D_g); None stays None."""
+        return None if mask is None else self._group_of[head].take(mask)
+
+    def _in_order(self, parts):
+        """Per-group (..., D_g) arrays -> one (..., D) array in the table's column order."""
+        return xp.take(xp.concatenate(parts, axis=-1), self._inverse, axis=-1)
+
+    # ------------------------------------------------------------------ the model
+    def check(self, x):
+        """Raise a one-line ValueError unless every categorical column holds codes 0..C-1
+        and every Bernoulli column 0 or 1 (x: (B, D), missing entries already 0)."""
+        for g in self.groups:
+            if isinstance(g.model, Categorical):
+                v = g.take(x)
+                bad = (v < 0) | (v > g.model.n_categories - 1) | (v != xp.floor(v))
+                what = f"integer codes 0..{g.model.n_categories - 1}"
+            elif g.model is Bernoulli:
+                v = g.take(x)
+                bad = (v != 0) & (v != 1)
+                what = "0 or 1"
+            else:
+                continue
+            if bool(bad.any()):
+                row, col = (int(i[0]) for i in xp.nonzero(bad))
+                raise ValueError(f"column {int(g.columns[col])} ({g.prefix}) needs {what} in "
+                                 f"every observed entry, got {float(v[row, col])!r}")
+
+    def log_prob(self, x, **heads):
+        """log Φ_j(x_j | η_j) for every feature, (..., D), each by its group's model."""
+        return self._in_order([g.model.log_prob(g.take(x), **g.own(heads))
+                               for g in self.groups])
+
+    def log_prob_grads(self, x, **heads):
+        """{head: ∂ log Φ/∂head}: each group's own gradients, (..., D_g[, C])."""
+        grads = {}
+        for g in self.groups:
+            for h, d in g.model.log_prob_grads(g.take(x), **g.own(heads)).items():
+                grads[f"{g.prefix}.{h}"] = d
+        return grads
+
+    def log_prob_and_grads(self, x, work=None, **heads):
+        """Both, each group by its model's own (possibly fused) form."""
+        parts, grads = [], {}
+        for g in self.groups:
+            lp, d = g.model.log_prob_and_grads(g.take(x), work=work, **g.own(heads))
+            parts.append(lp)
+            grads.update({f"{g.prefix}.{h}": v for h, v in d.items()})
+        return self._in_order(parts), grads
+
+    def mean(self, **heads):
+        """E[x_j | η_j] per column, (..., D) (the expected code for a categorical column; the
+        imputer uses the most probable category there, see :mod:`minivae.impute`)."""
+        return self._in_order([g.model.mean(**g.own(heads)) for g in self.groups])
+
+    def draw(self, u, **heads):
+        """x = F⁻¹(u) column by column, u: (..., D) uniforms -> (..., D)."""
+        return self._in_order([g.model.draw(**g.own(heads), u=g.take(u)) for g in self.groups])
+
+    def sample(self, rng, **heads):
+        """x ~ p(x|η), (..., D): :meth:`draw` at uniforms from ``rng``."""
+        first = heads[self.heads[0]]
+        lead = first.shape[:first.ndim - len(self.head_shape(self.heads[0], 0))]
+        return self.draw(_uniform(rng, lead + (len(self.column_types),), first.dtype), **heads)
+
+
 #: name -> observation model; categorical is a class to instantiate with C (see make).
 LIKELIHOODS = {m.name: m for m in (Bernoulli, Gaussian, StudentT, Categorical)}
+#: What IWAE(likelihood=...) accepts: the per-feature models and "mixed" (a table, see Mixed).
+NAMES = tuple(LIKELIHOODS) + (Mixed.name,)
 
 
-def make(name, n_categories=None):
-    """The observation model called ``name`` (the class itself; an instance for categorical).
+def make(name, n_categories=None, column_types=None):
+    """The observation model called ``name`` (the class itself; an instance for categorical
+    and mixed).
 
-    n_categories is C for ``categorical`` (required there) and must be None otherwise.
+    n_categories is C for ``categorical`` (required there) and must be None otherwise;
+    column_types is :class:`Mixed`'s, for ``mixed`` only.
     """
-    if name not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(LIKELIHOODS)}")
+    if name not in NAMES:
+        raise ValueError(f"unknown likelihood {name!r}; choose one of {', '.join(NAMES)}")
+    if column_types is not None and name != "mixed":
+        raise ValueError(f"column_types is for the mixed likelihood only, not {name!r}")
+    if name == "mixed":
+        if column_types is None:
+            raise ValueError("likelihood 'mixed' needs column_types (one entry per feature: "
+                             "'gaussian', 'student_t', 'bernoulli' or a number of categories)")
+        if n_categories is not None:
+            raise ValueError("n_categories is for the categorical likelihood; a mixed model "
+                             "gives each categorical column its C in column_types")
+        return Mixed(column_types)
     if name == "categorical":
         if n_categories is None:
             raise ValueError("likelihood 'categorical' needs n_categories (C, the number of "
@@ -444,4 +614,3 @@ def make(name, n_categories=None):
     if n_categories is not None:
         raise ValueError(f"n_categories is for the categorical likelihood only, not {name!r}")
     return LIKELIHOODS[name]
-

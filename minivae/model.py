@@ -41,7 +41,7 @@ from .bound import (ESTIMATORS, encoder_backward, head_grads, iwae_bound, kl_div
                     kl_grads, log_prior, log_q, logsumexp_weights, masked_log_likelihood,
                     masked_log_weights, reparametrize, reparametrize_backward)
 from .layers import ACTIVATIONS, affine_backward, affine_forward, mlp_backward, mlp_forward
-from .likelihoods import LIKELIHOODS, make as make_likelihood
+from .likelihoods import NAMES, make as make_likelihood
 from .workspace import Workspace
 
 
@@ -89,18 +89,19 @@ class Decoder:
     """η = f_θ(z): an MLP and one affine head per parameter of the observation model.
 
     Weights ``decoder.{i}.W/b`` and ``decoder.{head}.W/b`` in ``params``. Works on z of any
-    leading shape (..., d), e.g. (K, B, d), flattened to rows for the matrix products. Each head
-    has shape (..., *head_shape): (..., D), or (..., D, C) for the categorical model, whose
-    affine head outputs D · C numbers per row (feature-major: column j·C + c is ℓ_jc).
+    leading shape (..., d), e.g. (K, B, d), flattened to rows for the matrix products. Head h
+    has shape (..., *head_shapes[h]): (..., D), or (..., D, C) for the categorical model, whose
+    affine head outputs D · C numbers per row (feature-major: column j·C + c is ℓ_jc), or a
+    mixed model's group shapes (..., D_g) and (..., D_g, C).
     """
 
-    def __init__(self, params, n_hidden, activation, heads, head_shape):
+    def __init__(self, params, n_hidden, activation, heads, head_shapes):
         self.params, self.n_hidden, self.activation, self.heads = \
             params, n_hidden, activation, heads
-        self.head_shape = tuple(head_shape)
+        self.head_shapes = {h: tuple(head_shapes[h]) for h in heads}
 
     def forward(self, z):
-        """z: (..., d) -> heads: dict head -> (..., *head_shape), cache."""
+        """z: (..., d) -> heads: dict head -> (..., *head_shapes[head]), cache."""
         p = self.params
         lead = z.shape[:-1]
         h, mlp_cache = mlp_forward(z.reshape(-1, z.shape[-1]), p, "decoder", self.n_hidden,
@@ -109,7 +110,7 @@ class Decoder:
         for name in self.heads:
             eta, head_caches[name] = affine_forward(h, p[f"decoder.{name}.W"],
                                                     p[f"decoder.{name}.b"])
-            heads[name] = eta.reshape(lead + self.head_shape)
+            heads[name] = eta.reshape(lead + self.head_shapes[name])
         return heads, (lead, mlp_cache, head_caches)
 
     def backward(self, dheads, cache, grads):
@@ -140,7 +141,7 @@ class IWAE:
         ``hidden=()`` makes both heads affine: with ``likelihood="gaussian"`` that is the
         linear-Gaussian model of factor analysis and PPCA.
     activation : "tanh" (default, as Burda et al.), "relu" or "softplus".
-    likelihood : "bernoulli", "gaussian", "student_t" or "categorical" (see
+    likelihood : "bernoulli", "gaussian", "student_t", "categorical" or "mixed" (see
         :mod:`minivae.likelihoods`).
     dtype : "float32" (default) or "float64" (what gradient checks use).
     seed : int >= 0
@@ -152,6 +153,10 @@ class IWAE:
         IWAE gradient, sticking the landing (Roeder et al. 2017) or the doubly reparametrised
         gradient (Tucker et al. 2019), see :func:`minivae.bound.encoder_backward` and
         docs/estimators.md. The bound and the decoder's gradient are the same for all three.
+    column_types : list
+        For ``likelihood="mixed"`` (None otherwise): one entry per feature, "gaussian",
+        "student_t", "bernoulli" or an integer C >= 2 for a categorical column with C codes
+        (:class:`minivae.likelihoods.Mixed`: one set of decoder heads per group of columns).
 
     Attributes
     ----------
@@ -160,7 +165,9 @@ class IWAE:
         Names: ``encoder.{i}.W/b`` and ``decoder.{i}.W/b`` for hidden layers, ``encoder.mean``,
         ``encoder.logvar`` and one ``decoder.{head}`` per likelihood head, each with ``.W`` of
         shape (in, out) and ``.b`` of shape (out,); every affine map computes ``h @ W + b``.
-        A categorical head ``decoder.logits`` has out = D · C (column j·C + c is ℓ_jc).
+        A categorical head ``decoder.logits`` has out = D · C (column j·C + c is ℓ_jc); a mixed
+        model's heads are named by group, e.g. ``decoder.student_t.loc`` (out = D_g) and
+        ``decoder.categorical4.logits`` (out = 4 D_g).
     encoder, decoder : :class:`Encoder`, :class:`Decoder` computing with ``params``.
     workspace : :class:`minivae.workspace.Workspace`, the arrays :meth:`bound_and_grads` reuses
         from one step to the next (its largest, (K, B, D) each).
@@ -171,17 +178,22 @@ class IWAE:
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
                  likelihood="bernoulli", dtype="float32", seed=0, n_categories=None,
-                 estimator="iwae"):
+                 estimator="iwae", column_types=None):
         self.x_dim = validate.positive_int("x_dim", x_dim)
         self.z_dim = validate.positive_int("z_dim", z_dim)
         self.hidden = validate.hidden(hidden)
         self.activation = validate.choice("activation", activation, ACTIVATIONS)
-        self.likelihood = make_likelihood(validate.choice("likelihood", likelihood, LIKELIHOODS),
-                                          n_categories)
+        self.likelihood = make_likelihood(validate.choice("likelihood", likelihood, NAMES),
+                                          n_categories, column_types)
         self.n_categories = None if n_categories is None else self.likelihood.n_categories
-        # Every head has shape (..., D), or (..., D, C) for the categorical model.
-        per = self.likelihood.per_feature
-        self.head_shape = (self.x_dim,) if per == 1 else (self.x_dim, per)
+        self.column_types = None if column_types is None else list(self.likelihood.column_types)
+        if self.column_types is not None and len(self.column_types) != self.x_dim:
+            raise ValueError(f"column_types has {len(self.column_types)} entries for "
+                             f"x_dim={self.x_dim} features")
+        # Every head has shape (..., D), or (..., D, C) for the categorical model (a mixed
+        # model's: (..., D_g) or (..., D_g, C) for each group g of columns).
+        self.head_shapes = {h: self.likelihood.head_shape(h, self.x_dim)
+                            for h in self.likelihood.heads}
         self.dtype = validate.dtype(dtype)
         self.seed = validate.seed("seed", seed)
         self.estimator = validate.choice("estimator", estimator, ESTIMATORS)
@@ -192,7 +204,7 @@ class IWAE:
         self.params = self._init_params(self.seed)
         self.encoder = Encoder(self.params, len(self.hidden), self.activation)
         self.decoder = Decoder(self.params, len(self.hidden), self.activation,
-                               self.likelihood.heads, self.head_shape)
+                               self.likelihood.heads, self.head_shapes)
         self.rng = backend.default_rng(self.seed)
         self.workspace = Workspace()          # bound_and_grads's arrays, reused at every step
 
@@ -202,7 +214,7 @@ class IWAE:
         return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "activation": self.activation, "likelihood": self.likelihood.name,
                 "dtype": self.dtype, "seed": self.seed, "n_categories": self.n_categories,
-                "estimator": self.estimator}
+                "estimator": self.estimator, "column_types": self.column_types}
 
     def _layer_shapes(self):
         """(name, fan_in, fan_out) of every affine map, in a fixed order."""
@@ -211,8 +223,8 @@ class IWAE:
         shapes = [(f"encoder.{i}", enc[i], enc[i + 1]) for i in range(len(self.hidden))]
         shapes += [(f"encoder.{h}", enc[-1], self.z_dim) for h in ("mean", "logvar")]
         shapes += [(f"decoder.{i}", dec[i], dec[i + 1]) for i in range(len(self.hidden))]
-        out = self.x_dim * self.likelihood.per_feature
-        shapes += [(f"decoder.{h}", dec[-1], out) for h in self.likelihood.heads]
+        shapes += [(f"decoder.{h}", dec[-1], math.prod(self.head_shapes[h]))
+                   for h in self.likelihood.heads]
         return shapes
 
     def _init_params(self, seed):
@@ -234,6 +246,7 @@ class IWAE:
     def __repr__(self):
         kind = type(self).__name__
         extra = "" if self.n_categories is None else f", n_categories={self.n_categories}"
+        extra += "" if self.column_types is None else f", column_types={self.column_types}"
         extra += "" if self.estimator == "iwae" else f", estimator={self.estimator!r}"
         return (f"{kind}(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"activation={self.activation!r}, likelihood={self.likelihood.name!r}, "
@@ -259,7 +272,7 @@ class IWAE:
         if self.likelihood.name == "bernoulli" and not bool(((x == 0) | (x == 1)).all()):
             raise ValueError("likelihood 'bernoulli' needs binary x (0 or 1 in every observed "
                              "entry); binarise the data first")
-        if self.likelihood.name == "categorical":
+        if self.likelihood.name in ("categorical", "mixed"):
             self.likelihood.check(x)
         if eps is not None:
             eps = validate.shape("eps", backend.asarray(eps), (k, x.shape[0], self.z_dim))
@@ -268,8 +281,9 @@ class IWAE:
 
     @property
     def _head_values(self):
-        """Decoder outputs per feature (one per head; C for a categorical head)."""
-        return len(self.likelihood.heads) * self.likelihood.per_feature
+        """Decoder outputs per feature (one per head; C for a categorical head; on average for
+        a mixed model)."""
+        return sum(math.prod(s) for s in self.head_shapes.values()) / self.x_dim
 
     def _k_chunk(self, k, batch):
         """None when a step of k·batch rows fits in memory; else the largest number of samples
@@ -411,7 +425,8 @@ class IWAE:
 
         grads = {}
         g = normalized_weights / B                                   # ∂(mean_b L_K)/∂log w = w̃/B
-        dz = self.decoder.backward({h: head_grads(g, d, mask, out=d)  # (scaled in place)
+        head_mask = self.likelihood.head_mask       # the mask each head sees (mixed: its group's)
+        dz = self.decoder.backward({h: head_grads(g, d, head_mask(h, mask), out=d)  # in place
                                     for h, d in dlogphi.items()}, dec, grads)
         # The encoder's gradient: IWAE's (path and score), STL's (path) or DReG's (w̃² path).
         dmean, dlogvar = encoder_backward(estimator, normalized_weights, g, dz, z, eps, logvar)
@@ -451,8 +466,8 @@ class IWAE:
             z, heads, dec = forward(c)
             dlogphi = self.likelihood.log_prob_grads(x, **heads)
             part = {}
-            dz = self.decoder.backward({h: head_grads(g[c], d, mask) for h, d in dlogphi.items()},
-                                       dec, part)
+            dz = self.decoder.backward({h: head_grads(g[c], d, self.likelihood.head_mask(h, mask))
+                                        for h, d in dlogphi.items()}, dec, part)
             for name, value in part.items():
                 grads[name] += value
             dm, dv = encoder_backward(estimator, normalized_weights[c], g[c], dz, z, eps[c],
@@ -472,9 +487,9 @@ class VAE(IWAE):
 
     def __init__(self, x_dim, z_dim, hidden=(200, 200), activation="tanh",
                  likelihood="bernoulli", dtype="float32", seed=0, analytic_kl=True,
-                 n_categories=None, estimator="iwae"):
+                 n_categories=None, estimator="iwae", column_types=None):
         super().__init__(x_dim, z_dim, hidden, activation, likelihood, dtype, seed,
-                         n_categories, estimator)
+                         n_categories, estimator, column_types)
         self.analytic_kl = validate.boolean("analytic_kl", analytic_kl)
         if self.analytic_kl and self.estimator != "iwae":
             raise ValueError(f"estimator {self.estimator!r} is for the importance weighted "
@@ -518,8 +533,8 @@ class VAE(IWAE):
         grads = {}
         g = xp.full((K, B), 1.0 / (K * B), dtype=self.dtype)         # ∂(mean_b L_1)/∂log p(x|z_k)
         dlogphi = self.likelihood.log_prob_grads(x, **heads)
-        dz = self.decoder.backward({h: head_grads(g, d, mask) for h, d in dlogphi.items()},
-                                   dec, grads)
+        dz = self.decoder.backward({h: head_grads(g, d, self.likelihood.head_mask(h, mask))
+                                    for h, d in dlogphi.items()}, dec, grads)
         dmean, dlogvar = reparametrize_backward(dz, eps, logvar)     # E_q[log p(x|z)] through z
         kl_dmean, kl_dlogvar = kl_grads(mean, logvar)                # - KL, in closed form
         self.encoder.backward(dmean - kl_dmean / B, dlogvar - kl_dlogvar / B, enc, grads)

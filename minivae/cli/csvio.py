@@ -116,14 +116,17 @@ def _cut(cell, limit=40):
 
 def format_rows(table, completed, round_integers=True):
     """The rows to write: header, then each row with observed cells verbatim and missing cells
-    filled from ``completed`` (n, D)."""
+    filled from ``completed`` (n, D). ``round_integers``: True rounds the imputed cells of the
+    integer columns (``table.integer``), False none; or one boolean per column."""
     rows = [list(table.header)]
     missing = table.missing
+    if isinstance(round_integers, bool):
+        round_integers = [round_integers and t for t in table.integer]
     for i, row in enumerate(table.cells):
         out = list(row)
         for j in numpy.flatnonzero(missing[i]):
             v = float(completed[i, j])
-            out[j] = str(int(numpy.rint(v))) if round_integers and table.integer[j] else repr(v)
+            out[j] = str(int(numpy.rint(v))) if round_integers[j] else repr(v)
         rows.append(out)
     return rows
 
