@@ -22,12 +22,16 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    # The CUDA source lives in kernels/ at the top of the repository (where a reader looks for
-    # it) and is installed as the package minivae.kernels, so `pip install` ships it; the labs
-    # (sheets, answers, exercise stubs, run scripts) likewise as minivae.labs.files.
-    packages=find_packages(include=["minivae", "minivae.*"]) + ["minivae.kernels",
-                                                                 "minivae.labs.files"],
-    package_dir={"minivae.kernels": "kernels", "minivae.labs.files": "labs"},
+    # The CUDA source (minivae/kernels/) and the labs (minivae/labs/files/: sheets, answers,
+    # exercise stubs, run scripts) live inside the package, so that `pip install` ships them as
+    # package data; the top-level kernels/ and labs/ are links to them, for the reader. No
+    # package is remapped to another folder: with every package under "." (package_dir below),
+    # setuptools' editable install is a plain path entry (a static .pth), found in sys.path
+    # order, rather than an import hook consulted after Python's own path finder, which let a
+    # folder named minivae/ in the current directory (a clone) shadow the package as an empty
+    # namespace package. tests/test_packaging.py checks both.
+    package_dir={"": "."},
+    packages=find_packages(include=["minivae", "minivae.*"]) + ["minivae.labs.files"],
     package_data={"minivae": ["datasets/*.npz"], "minivae.kernels": ["*.cu", "*.h"],
                   "minivae.labs.files": ["*.md", "*/*.md", "*/*.py"]},
     install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60",

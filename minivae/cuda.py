@@ -3,8 +3,9 @@
 :func:`logsumexp_weights` is what :func:`minivae.ops.logsumexp_weights` calls on the CuPy
 backend: same contract as :func:`minivae.ops.logsumexp_weights_reference`, one kernel launch.
 
-The source ships as package data of ``minivae.kernels`` and is read with
-:mod:`importlib.resources`, so an installed package and an editable checkout behave the same.
+The source is package data of ``minivae.kernels`` (``minivae/kernels/``; the repository's
+``kernels/`` links to it) and is read with :mod:`importlib.resources`, so an installed package
+and an editable checkout behave the same.
 It is compiled by NVRTC (through ``cupy.RawModule``) the first time a dtype is used in a
 process, and kept in memory for the rest of it. CuPy's on-disk kernel cache spares later
 processes the compilation only from CuPy 14.2 on (14.1 with a CUDA 12.4+ driver): with

@@ -20,7 +20,7 @@ import pytest
 
 from helpers import ON_DEVICE
 from minivae.labs import NUMBERS, __main__ as labs_cli, get_lab
-from minivae.labs.core import pristine_text, resolve, shipped_file, solution
+from minivae.labs.core import labs_root, pristine_text, resolve, shipped_file, solution
 
 
 
@@ -84,7 +84,7 @@ def test_each_lab_ships_its_sheet_answers_exercise_and_run_script(n):
 
 
 def test_index_lists_every_lab():
-    index = (REPO / "labs" / "README.md").read_text(encoding="utf-8")
+    index = (labs_root() / "README.md").read_text(encoding="utf-8")
     for n in NUMBERS:
         assert get_lab(n).FOLDER in index
 

@@ -1,7 +1,8 @@
 """The labs: derive each gradient, check it against finite differences, run it on real data.
 
-Each lab is a folder ``labs/NN_name/`` of the repository (shipped with the package as
-``minivae.labs.files``, as kernels/ is shipped as ``minivae.kernels``) holding
+Each lab is a folder ``labs/NN_name/`` of the repository (``labs/`` is a link to
+``minivae/labs/files/``, the package ``minivae.labs.files``, so that the labs ship with minivae
+as package data, as the CUDA source does in ``minivae/kernels/``) holding
 
 - ``README.md``, the sheet: goals, the model in the lecture's notation, the questions;
 - ``ANSWERS.md``, the worked answers, linked from each question (not in the sheet, so that it
@@ -25,10 +26,11 @@ Adding a lab (say lab 9, ``labs/09_diffusion``):
 
 1. Write the library functions first, each with its explicit backward and docstring, in the
    module where the library uses them (the exercise is the library).
-2. Create ``labs/09_diffusion/`` with ``README.md``, ``ANSWERS.md``, ``exercise.py`` (the
-   functions' signatures and docstrings, bodies raising ``NotImplementedError("name: ...")``, in
-   the order of the checks) and ``run.py`` (``main(args)`` returning a dict of figures;
-   optional ``DESCRIPTION`` and ``add_arguments(parser)``).
+2. Create ``minivae/labs/files/09_diffusion/`` (``labs/09_diffusion/``) with ``README.md``,
+   ``ANSWERS.md``, ``exercise.py`` (the functions' signatures and docstrings, bodies raising
+   ``NotImplementedError("name: ...")``, in the order of the checks) and ``run.py``
+   (``main(args)`` returning a dict of figures; optional ``DESCRIPTION`` and
+   ``add_arguments(parser)``).
 3. Create ``minivae/labs/lab09.py`` with ``NUMBER``, ``FOLDER``, ``TITLE``, ``MINUTES``,
    ``TEACHES``, ``SOLUTION = ["minivae.diffusion.name", ...]`` and ``CHECKS = [("name",
    check), ...]``: each check calls the student's function through ``core.call`` and compares

@@ -59,8 +59,8 @@ GRAD_TOL = 1e-6
 VALUE_TOL = 1e-7
 EXERCISE_FILE = "exercise.py"
 RUN_FILE = "run.py"
-#: The package that ships the repository's labs/ folder (setup.py's package_dir), as
-#: minivae.kernels ships kernels/.
+#: The package holding the labs' files (minivae/labs/files/; the repository's labs/ is a link
+#: to it), shipped as package data like minivae.kernels.
 LABS_PACKAGE = "minivae.labs.files"
 
 
@@ -116,17 +116,20 @@ def solution(lab):
 
 # ------------------------------------------------------------------ the labs' files
 def labs_root():
-    """The folder holding the labs (README.md and one NN_name/ folder per lab).
-
-    In a clone (editable install or PYTHONPATH) it is the repository's labs/, next to the
-    package; in an installed package, the copy shipped as package data (LABS_PACKAGE)."""
-    repo = Path(__file__).resolve().parents[2] / "labs"
-    if (repo / "README.md").is_file():
-        return repo
+    """The folder holding the labs (README.md and one NN_name/ folder per lab): the package
+    LABS_PACKAGE, minivae/labs/files/, in a clone (where labs/ links to it) as in an installed
+    package."""
     spec = importlib.util.find_spec(LABS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise LabError(f"the labs' files are not installed with minivae ({LABS_PACKAGE})")
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def in_clone():
+    """Whether this minivae is a clone's (setup.py beside the package: an editable install or
+    PYTHONPATH) rather than an installed copy: there the shipped exercise files are the ones a
+    student edits."""
+    return (Path(__file__).resolve().parents[2] / "setup.py").is_file()
 
 
 def shipped_file(lab, name=EXERCISE_FILE):
@@ -169,10 +172,11 @@ def find_exercise(lab, path=None, must_exist=True):
 
     ``path`` (the ``--path`` option) is the file itself, or a folder: the lab's folder, the
     ``labs`` folder, or the repository root. Without it, the current directory and its parents
-    are searched, then the labs shipped with minivae (a clone's own labs/). With
+    are searched, then the labs shipped with minivae when it is a clone's (its own labs/). With
     ``must_exist=False`` (reset), a folder ``path`` names where to create it: in the lab's
     folder if that is ``path``, else in ``path/labs/NN_name/`` when ``path`` holds a labs/
-    folder, else in ``path/NN_name/`` (where ``check`` run from ``path`` finds it).
+    folder, else in ``path/NN_name/`` (where ``check`` run from ``path`` finds it); without
+    ``path``, an installed package's reset creates it so in the current directory.
     """
     rel = f"labs/{lab.FOLDER}/{EXERCISE_FILE}"
     if path is not None:
@@ -197,9 +201,10 @@ def find_exercise(lab, path=None, must_exist=True):
     for c in _candidates(lab, Path.cwd()):
         if c.is_file():
             return c
-    repo = Path(__file__).resolve().parents[2] / "labs" / lab.FOLDER / EXERCISE_FILE
-    if repo.is_file():                         # a clone: its own labs/
-        return repo
+    if in_clone() and (labs_root() / lab.FOLDER / EXERCISE_FILE).is_file():
+        return labs_root() / lab.FOLDER / EXERCISE_FILE        # a clone: its own labs/
+    if not must_exist:                         # reset, installed package: a copy of one's own
+        return find_exercise(lab, Path.cwd(), must_exist=False)
     raise LabError(f"cannot find {rel} from {Path.cwd()}: run the command inside the "
                    f"repository, pass --path, or create the file with "
                    f"`minivae lab reset {lab.NUMBER} --path DIR`")
