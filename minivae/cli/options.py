@@ -128,6 +128,13 @@ def _show(value):
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def as_options(fields):
+    """A preset's fields as the options that set them: {"k": 1, "hidden": (500,)} ->
+    '--k 1 --hidden 500' (what --help shows of a preset, read from the preset itself)."""
+    return " ".join(flag(name) if value is True else f"{flag(name)} {_show(value)}"
+                    for name, value in fields.items())
+
+
 def config_overrides(args, config_class=None):
     """The run options given on the command line, as TrainConfig (or ``config_class``) field
     -> value."""

@@ -25,11 +25,12 @@ def random_params(params, rng, scale=0.5):
     return params
 
 
-def fit(x_train, log=lambda line: print(line, flush=True), label="", **config):
+def fit(x_train, config=None, log=lambda line: print(line, flush=True), label="", **fields):
     """Train a model with minivae's training loop (minivae.train.Run: Adam on L_K, minibatches,
-    dynamic binarization), for ``config["epochs"]`` passes over x_train (grey levels, float32).
-    ``config`` holds the fields of :class:`minivae.train.TrainConfig`. Returns the model."""
-    cfg = training.TrainConfig(eval_n=0, **config)
+    dynamic binarization), for ``config.epochs`` passes over x_train (grey levels, float32).
+    ``config`` is a :class:`minivae.train.TrainConfig` (e.g. ``TrainConfig.preset("latent2d",
+    epochs=10)``), or ``fields`` are its fields. Returns the model."""
+    cfg = config if config is not None else training.TrainConfig(eval_n=0, **fields)
     run = training.Run.fresh(cfg, x_train.shape[1])
     for epoch in range(cfg.epochs):
         t0 = time.perf_counter()

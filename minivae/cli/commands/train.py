@@ -17,11 +17,13 @@ from .. import options, runs
 
 def add_arguments(parser):
     from ...train import PRESETS
+    titles = {"burda": "Burda et al. 2016, Table 1", "latent2d": "the lecture's 2-D latent "
+              "example"}
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                        help="start from a named configuration: burda (Burda et al. 2016: "
-                        "MNIST, 784-200-200-50, batch 20, the 3280-pass schedule) or latent2d "
-                        "(the lecture's 2-D latent example: z_dim 2, hidden 500, L_1, batch 100, "
-                        "50 epochs); options given beside it override it")
+                        help="start from a named configuration: " + "; ".join(
+                            f"{name} ({titles.get(name, name)}: {options.as_options(fields)})"
+                            for name, fields in PRESETS.items())
+                        + "; options given beside it override it")
     options.add_config_arguments(parser)
     options.add_run_arguments(parser)
 
