@@ -73,6 +73,12 @@ def write_exercise(tmp_path, text):
     return path
 
 
+def check_planted(capsys, tmp_path, n, planted=""):
+    """``check n`` of an exercise file holding minivae's own functions followed by ``planted``
+    code (see :func:`exercise_from_solution`): (exit code, results, stdout) as :func:`check`."""
+    return check(capsys, n, "--path", write_exercise(tmp_path, exercise_from_solution(n, planted)))
+
+
 # ---------------------------------------------------------------- the files
 @pytest.mark.parametrize("n", NUMBERS)
 def test_each_lab_ships_its_sheet_answers_exercise_and_run_script(n):
@@ -129,8 +135,7 @@ def test_solution_passes(n, capsys):
 
 @pytest.mark.parametrize("n", NUMBERS)
 def test_solution_as_an_exercise_file_passes(n, capsys, tmp_path):
-    path = write_exercise(tmp_path, exercise_from_solution(n))
-    rc, results, out = check(capsys, n, "--path", path)
+    rc, results, out = check_planted(capsys, tmp_path, n)
     assert rc == 0, out
     assert all(status == "PASS" for status, _ in results.values()), out
 
@@ -242,8 +247,7 @@ PLANTED = [
 
 @pytest.mark.parametrize("n,name,planted", PLANTED, ids=[f"{n}-{f}" for n, f, _ in PLANTED])
 def test_planted_mistake_fails_and_nothing_else_does(n, name, planted, capsys, tmp_path):
-    path = write_exercise(tmp_path, exercise_from_solution(n, planted))
-    rc, results, out = check(capsys, n, "--path", path)
+    rc, results, out = check_planted(capsys, tmp_path, n, planted)
     assert rc == 1, out
     assert results[name][0] == "FAIL", out
     assert "rel. error" in results[name][1] or "NaN" in results[name][1] or \
@@ -254,30 +258,6 @@ def test_planted_mistake_fails_and_nothing_else_does(n, name, planted, capsys, t
     assert set(others) == {"PASS"}, out
 
 
-def test_fail_reports_the_worst_entry(capsys, tmp_path):
-    path = write_exercise(tmp_path, exercise_from_solution(3, PLANTED[3][2]))
-    _, results, _ = check(capsys, 3, "--path", path)
-    status, detail = results["tanh_backward"]
-    assert re.search(r"at da\[\d+, \d+\]: yours -?[\d.e+-]+, numerical -?[\d.e+-]+", detail)
-
-
-def test_errors_in_student_code_are_one_line(capsys, tmp_path):
-    planted = ("def tanh_backward(dout, y):\n    return dout * (1 - y * y) / undefined_name\n"
-               "def relu_backward(dout, y):\n    return dout[:2]\n"
-               "def softplus_backward(dout, y):\n    return None\n"
-               "def affine_backward(dout, cache):\n    raise ValueError('oops')\n")
-    path = write_exercise(tmp_path, exercise_from_solution(3, planted))
-    rc, results, out = check(capsys, 3, "--path", path)
-    assert rc == 1
-    status, detail = results["tanh_backward"]
-    assert status == "ERROR" and "NameError" in detail and "exercise.py line" in detail
-    assert results["relu_backward"][0] == "FAIL" and "shape" in results["relu_backward"][1]
-    assert results["softplus_backward"][0] == "FAIL" and "None" in results["softplus_backward"][1]
-    assert results["affine_backward"][0] == "ERROR"
-    assert re.fullmatch(r"ValueError: oops \(exercise.py line \d+, in affine_backward\)",
-                        results["affine_backward"][1])
-
-
 def test_a_function_that_calls_an_unimplemented_one_says_so(capsys, tmp_path):
     text = template_text(get_lab(3)).replace(
         '    _, act_backward = ACTIVATIONS[activation]\n    raise NotImplementedError(',
@@ -286,6 +266,51 @@ def test_a_function_that_calls_an_unimplemented_one_says_so(capsys, tmp_path):
     rc, results, _ = check(capsys, 3, "--path", write_exercise(tmp_path, text))
     assert results["mlp_backward"] == ("NOT IMPLEMENTED", "it calls tanh_backward(), not "
                                        "implemented yet")
+
+
+#: Student code that misbehaves, and the one line each checked function then gets: lab, the
+#: code planted after minivae's own functions, {function: (status, regular expression the
+#: detail must match)}.
+MISBEHAVING = {
+    "fail reports the worst entry": (3, PLANTED[3][2], {
+        "tanh_backward": ("FAIL", r"at da\[\d+, \d+\]: yours -?[\d.e+-]+, numerical -?[\d.e+-]+")}),
+    "errors are one line": (3, (
+        "def tanh_backward(dout, y):\n    return dout * (1 - y * y) / undefined_name\n"
+        "def relu_backward(dout, y):\n    return dout[:2]\n"
+        "def softplus_backward(dout, y):\n    return None\n"
+        "def affine_backward(dout, cache):\n    raise ValueError('oops')\n"), {
+        "tanh_backward": ("ERROR", r"NameError.*exercise\.py line"),
+        "relu_backward": ("FAIL", "shape"),
+        "softplus_backward": ("FAIL", "None"),
+        "affine_backward": ("ERROR", r"^ValueError: oops \(exercise\.py line \d+, in "
+                            r"affine_backward\)$")}),
+    # An error raised in a helper shows where the checked function called it, too: a
+    # mlp_backward that reaches the student's tanh_backward through its own ACTIVATIONS.
+    "an error names the line of the function under test": (3, (
+        "def tanh_backward(dout, y):\n    return dout * (1 - y * y) / undefined_name\n"
+        "def mlp_backward(dh, caches, prefix, activation, grads):\n"
+        "    _, act_backward = ACTIVATIONS[activation]\n"
+        "    return act_backward(dh, caches[-1][1])\n"
+        "ACTIVATIONS = {'tanh': (tanh_forward, tanh_backward)}\n"), {
+        "mlp_backward": ("ERROR", r"NameError: .*\(exercise\.py line \d+, in mlp_backward; "
+                         r"raised in exercise\.py line \d+, in tanh_backward\)")}),
+    "a function that modifies its argument fails": (7, (
+        "_ok = adam_step\n"
+        "def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):\n"
+        "    p, m2, s2 = _ok(param, grad, m, s, t, lr, beta1, beta2, eps)\n"
+        "    param[...] = p\n    return param, m2, s2\n"), {
+        "adam_step": ("FAIL", "modified its argument param in place")}),
+}
+
+
+@pytest.mark.parametrize("case", MISBEHAVING)
+def test_misbehaving_student_code_gets_one_line_per_function(case, capsys, tmp_path):
+    n, planted, expected = MISBEHAVING[case]
+    rc, results, out = check_planted(capsys, tmp_path, n, planted)
+    assert rc == 1, out
+    for name, (status, pattern) in expected.items():
+        assert results[name][0] == status, out
+        assert re.search(pattern, results[name][1]), results[name][1]
 
 
 def test_a_file_that_does_not_import_is_one_line(capsys, tmp_path):
@@ -439,34 +464,6 @@ def test_a_bug_planted_in_the_library_fails_the_lab_solution(n, module, name, bu
     monkeypatch.setattr(mod, name, bug)
     rc, results, out = check(capsys, n, "--solution")
     assert rc == 1 and results[name][0] == "FAIL", out
-
-
-def test_a_student_function_that_modifies_its_argument_fails(capsys, tmp_path):
-    planted = ("_ok = adam_step\n"
-               "def adam_step(param, grad, m, s, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-4):\n"
-               "    p, m2, s2 = _ok(param, grad, m, s, t, lr, beta1, beta2, eps)\n"
-               "    param[...] = p\n    return param, m2, s2\n")
-    path = write_exercise(tmp_path, exercise_from_solution(7, planted))
-    rc, results, out = check(capsys, 7, "--path", path)
-    assert rc == 1
-    assert results["adam_step"][0] == "FAIL"
-    assert "modified its argument param in place" in results["adam_step"][1], out
-
-
-def test_an_error_names_the_line_of_the_function_under_test(capsys, tmp_path):
-    """An error raised in a helper shows where the checked function called it, too."""
-    planted = ("def tanh_backward(dout, y):\n    return dout * (1 - y * y) / undefined_name\n")
-    # A mlp_backward that reaches the student's tanh_backward through its own ACTIVATIONS.
-    text = exercise_from_solution(3, planted + (
-        "def mlp_backward(dh, caches, prefix, activation, grads):\n"
-        "    _, act_backward = ACTIVATIONS[activation]\n"
-        "    return act_backward(dh, caches[-1][1])\n"
-        "ACTIVATIONS = {'tanh': (tanh_forward, tanh_backward)}\n"))
-    rc, results, out = check(capsys, 3, "--path", write_exercise(tmp_path, text))
-    status, detail = results["mlp_backward"]
-    assert status == "ERROR", out
-    assert re.search(r"NameError: .*\(exercise.py line \d+, in mlp_backward; raised in "
-                     r"exercise.py line \d+, in tanh_backward\)", detail), detail
 
 
 def _figures(out):

@@ -54,19 +54,26 @@ def _reparametrize(mod):
                     "ε (z is ε standardized back)")]
 
 
-def _reparametrize_backward(mod):
-    rng, mean, logvar, eps = _inputs(51)
-    dz = rng.standard_normal((K, B, D))
-    dmean, dlogvar = _pair(call(mod, "reparametrize_backward", dz, eps, logvar),
-                           "reparametrize_backward")
-    lib_dmean, lib_dlogvar = lib("reparametrize_backward")(dz, eps, logvar)
-
-    def f():
-        return float((dz * lib("reparametrize")(mean, logvar, eps)).sum())
+def _grads_in_mean_logvar(mod, name, args, f, mean, logvar):
+    """The student's ``dmean, dlogvar = name(*args)``, the gradient of ``f()`` with respect to
+    ``mean`` and ``logvar`` (arrays ``f`` reads): against finite differences of ``f`` and
+    against the library's ``name``."""
+    dmean, dlogvar = _pair(call(mod, name, *args), name)
+    lib_dmean, lib_dlogvar = lib(name)(*args)
     return check_gradient(f, {"mean": mean, "logvar": logvar},
                           {"mean": dmean, "logvar": dlogvar}) + \
         [compare("dmean", dmean, lib_dmean, "minivae.bound"),
          compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
+
+
+def _reparametrize_backward(mod):
+    rng, mean, logvar, eps = _inputs(51)
+    dz = rng.standard_normal((K, B, D))
+
+    def f():
+        return float((dz * lib("reparametrize")(mean, logvar, eps)).sum())
+    return _grads_in_mean_logvar(mod, "reparametrize_backward", (dz, eps, logvar), f, mean,
+                                 logvar)
 
 
 def _log_q(mod):
@@ -89,15 +96,10 @@ def _kl_divergence(mod):
 
 def _kl_grads(mod):
     _, mean, logvar, _ = _inputs(54)
-    dmean, dlogvar = _pair(call(mod, "kl_grads", mean, logvar), "kl_grads")
-    lib_dmean, lib_dlogvar = lib("kl_grads")(mean, logvar)
 
     def f():
         return float(lib("kl_divergence")(mean, logvar).sum())
-    return check_gradient(f, {"mean": mean, "logvar": logvar},
-                          {"mean": dmean, "logvar": dlogvar}) + \
-        [compare("dmean", dmean, lib_dmean, "minivae.bound"),
-         compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
+    return _grads_in_mean_logvar(mod, "kl_grads", (mean, logvar), f, mean, logvar)
 
 
 def _vae_encoder_grads(mod):
@@ -105,18 +107,13 @@ def _vae_encoder_grads(mod):
     decoder = LinearGaussianDecoder(rng, D, 5)
     x = rng.standard_normal((B, 5))
     dlogpx_dz = decoder.grad_z(x, lib("reparametrize")(mean, logvar, eps))
-    dmean, dlogvar = _pair(call(mod, "vae_encoder_grads", dlogpx_dz, eps, mean, logvar),
-                           "vae_encoder_grads")
-    lib_dmean, lib_dlogvar = lib("vae_encoder_grads")(dlogpx_dz, eps, mean, logvar)
 
     def f():
         z = lib("reparametrize")(mean, logvar, eps)
         return float((decoder.log_px(x, z).mean(axis=0)
                       - lib("kl_divergence")(mean, logvar)).sum())
-    return check_gradient(f, {"mean": mean, "logvar": logvar},
-                          {"mean": dmean, "logvar": dlogvar}) + \
-        [compare("dmean", dmean, lib_dmean, "minivae.bound"),
-         compare("dlogvar", dlogvar, lib_dlogvar, "minivae.bound")]
+    return _grads_in_mean_logvar(mod, "vae_encoder_grads", (dlogpx_dz, eps, mean, logvar), f,
+                                 mean, logvar)
 
 
 CHECKS = [
