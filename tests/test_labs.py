@@ -347,17 +347,36 @@ def test_reset_restores_the_stubs_and_keeps_a_backup(capsys, tmp_path):
         ["reset", "5", "--path", str(path)]) == 0 else "")
 
 
-def test_reset_into_a_folder_of_ones_own_then_check_from_there(capsys, tmp_path, monkeypatch):
-    """From an installed package: `reset N --path DIR` copies the stubs to DIR/NN_name/, where
-    `check N` run from DIR finds them."""
+@pytest.mark.parametrize("new", [False, True], ids=["existing folder", "new folder"])
+def test_reset_into_a_folder_of_ones_own_then_check_from_there(new, capsys, tmp_path,
+                                                              monkeypatch):
+    """From an installed package: `reset N --path DIR` copies the stubs to DIR/NN_name/ (DIR
+    created if need be), where `check N` run from DIR finds them."""
     lab = get_lab(2)
-    assert labs_cli.main(["reset", "2", "--path", str(tmp_path)]) == 0
-    path = tmp_path / lab.FOLDER / "exercise.py"
+    folder = tmp_path / "my-labs" if new else tmp_path
+    assert labs_cli.main(["reset", "2", "--path", str(folder)]) == 0
+    path = folder / lab.FOLDER / "exercise.py"
     assert path.read_text(encoding="utf-8") == template_text(lab)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(folder)
     rc, results, out = check(capsys, 2)
     assert rc == 1 and str(path) in out
     assert set(results.values()) == {("NOT IMPLEMENTED", "")}
+
+
+def test_reset_without_a_path_from_an_installed_package_writes_into_the_current_folder(
+        capsys, tmp_path, monkeypatch):
+    """A clone's reset restores its own labs/ file; an installed copy has none a student
+    should edit, so `reset N` makes one in the current folder (where `check N` finds it)."""
+    from minivae.labs import core
+    lab = get_lab(4)
+    monkeypatch.setattr(core, "in_clone", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    assert labs_cli.main(["reset", "4"]) == 0
+    path = tmp_path / lab.FOLDER / "exercise.py"
+    assert path.read_text(encoding="utf-8") == template_text(lab)
+    assert f"reset {path}" in capsys.readouterr().out
+    assert labs_cli.main(["check", "4"]) == 1
+    assert str(path) in capsys.readouterr().out
 
 
 def test_check_finds_the_exercise_from_inside_a_lab_folder(capsys, tmp_path, monkeypatch):

@@ -175,8 +175,9 @@ def find_exercise(lab, path=None, must_exist=True):
     are searched, then the labs shipped with minivae when it is a clone's (its own labs/). With
     ``must_exist=False`` (reset), a folder ``path`` names where to create it: in the lab's
     folder if that is ``path``, else in ``path/labs/NN_name/`` when ``path`` holds a labs/
-    folder, else in ``path/NN_name/`` (where ``check`` run from ``path`` finds it); without
-    ``path``, an installed package's reset creates it so in the current directory.
+    folder, else in ``path/NN_name/`` (where ``check`` run from ``path`` finds it), a folder
+    ``path`` that does not exist yet included (a ``path`` ending in .py is the file itself);
+    without ``path``, an installed package's reset creates it so in the current directory.
     """
     rel = f"labs/{lab.FOLDER}/{EXERCISE_FILE}"
     if path is not None:
@@ -195,8 +196,10 @@ def find_exercise(lab, path=None, must_exist=True):
             raise LabError(f"no {EXERCISE_FILE} for lab {lab.NUMBER} in {p} (looked for "
                            f"{EXERCISE_FILE}, {lab.FOLDER}/{EXERCISE_FILE} and {rel}); create "
                            f"it with `minivae lab reset {lab.NUMBER} --path {p}`")
-        if p.is_file() or not must_exist:
+        if p.is_file():
             return p
+        if not must_exist:                     # reset: a new .py file, or a new folder
+            return p if p.suffix == ".py" else p / lab.FOLDER / EXERCISE_FILE
         raise LabError(f"{p} does not exist")
     for c in _candidates(lab, Path.cwd()):
         if c.is_file():
