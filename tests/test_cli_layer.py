@@ -217,6 +217,12 @@ def test_one_hidden_syntax(text, widths):
     assert options.parse_hidden(text) == widths
 
 
+@pytest.mark.parametrize("text", ["200,0", "-5", "200,-1"])
+def test_hidden_text_is_checked_by_the_apis_validator(text):
+    with pytest.raises(ValueError, match="positive integer widths"):
+        options.parse_hidden(text)
+
+
 @pytest.mark.parametrize("command", ["train", "latent2d", "reproduce", "impute"])
 def test_bad_hidden_is_one_line_naming_the_option(capsys, command):
     argv = {"impute": ["impute", "x.csv", "--out", "y.csv"],
