@@ -233,20 +233,16 @@ def test_bad_hidden_is_one_line_naming_the_option(capsys, command):
 
 # ------------------------------------------------------------------------------ progress
 
-def test_progress_bar_on_a_terminal_and_not_in_a_pipe(tmp_path, trained):
-    import pty
-    argv = ["-m", "minivae", "evaluate", trained, "--k", "20", "--n-test", "10", "--chunk",
-            "20", "--json", str(tmp_path / "e.json")]
-    proc = python(argv)
-    assert proc.returncode == 0 and proc.stderr == ""          # a pipe: no bar
+def on_a_terminal(argv):
+    """(exit code, all it wrote) of ``python ARGV`` on a pseudo-terminal of 24 x 100."""
     import fcntl
+    import pty
     import struct
     import termios
     master, slave = pty.openpty()
     # A terminal has a size (a fresh pseudo-terminal's is 0 x 0, where tqdm draws nothing).
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = child_env()
-    child = subprocess.Popen([sys.executable, *argv], cwd=REPO, env=env, stdin=slave,
+    child = subprocess.Popen([sys.executable, *argv], cwd=REPO, env=child_env(), stdin=slave,
                              stdout=slave, stderr=slave)
     os.close(slave)
     chunks = []
@@ -259,9 +255,24 @@ def test_progress_bar_on_a_terminal_and_not_in_a_pipe(tmp_path, trained):
             break
         chunks.append(data)
     os.close(master)
-    assert child.wait(timeout=120) == 0
-    text = b"".join(chunks).decode("utf-8", "replace")
-    assert "L_20" in text and "img" in text and "%|" in text, text
+    return child.wait(timeout=600), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "bench-impute"])
+def test_progress_bar_on_a_terminal_and_not_in_a_pipe(command, tmp_path, trained):
+    if command == "evaluate":
+        argv = ["evaluate", trained, "--k", "20", "--n-test", "10", "--chunk", "20", "--json",
+                str(tmp_path / "e.json")]
+        words = ("L_20", "img")
+    else:
+        pytest.importorskip("sklearn", reason="bench-impute's data ship with scikit-learn")
+        argv = ["bench-impute", "--epochs", "2", "--n-samples", "10", "--skip-baselines"]
+        words = ("training MIWAE", "imputing (L = 10)")
+    proc = python(["-m", "minivae", *argv])
+    assert proc.returncode == 0 and "%|" not in proc.stderr, proc.stderr   # a pipe: no bar
+    code, text = on_a_terminal(["-m", "minivae", *argv])
+    assert code == 0, text
+    assert "%|" in text and all(w in text for w in words), text
 
 
 # ------------------------------------------------------------------------------ atomic writer

@@ -58,8 +58,9 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def baselines(xmiss, seed=0):
-    """(name, imputed, seconds) for mean imputation, MICE-like and missForest-like imputers."""
+def baselines(xmiss, seed=0, on_progress=None):
+    """(name, imputed, seconds) for mean imputation, MICE-like and missForest-like imputers;
+    ``on_progress(n_done)`` after each."""
     from sklearn.ensemble import ExtraTreesRegressor
     from sklearn.experimental import enable_iterative_imputer  # noqa: F401 (enables the next)
     from sklearn.exceptions import ConvergenceWarning
@@ -70,6 +71,8 @@ def baselines(xmiss, seed=0):
     xhat, t = _timed(lambda: numpy.where(numpy.isnan(xmiss), numpy.nanmean(xmiss, axis=0),
                                          xmiss))
     out.append(("mean imputation", xhat, t))
+    if on_progress is not None:
+        on_progress(len(out))
     for name, est in [("IterativeImputer + BayesianRidge (MICE-like)", BayesianRidge()),
                       ("IterativeImputer + ExtraTrees(100) (missForest-like)",
                        ExtraTreesRegressor(n_estimators=100, random_state=seed))]:
@@ -79,6 +82,8 @@ def baselines(xmiss, seed=0):
             imp = IterativeImputer(estimator=est, random_state=seed)
             xhat, t = _timed(lambda: imp.fit_transform(xmiss))
         out.append((name, xhat, t))
+        if on_progress is not None:
+            on_progress(len(out))
     return out
 
 
@@ -105,9 +110,14 @@ def run(args):
             curve.append({"epoch": epoch, "bound": bound, "mse": err})
             print(f"epoch {epoch}: bound {bound:.4f}, imputation MSE {err:.4f}", file=sys.stderr)
 
-    _, t_train = _timed(lambda: imputer.fit(xmiss, callback=track))
+    # Progress bars on a terminal only (runs.progress), as `minivae impute` shows.
+    with runs.progress(args.epochs, "training MIWAE", "epoch") as report:
+        _, t_train = _timed(lambda: imputer.fit(
+            xmiss, callback=lambda epoch, bound: (report(epoch), track(epoch, bound))))
     t_train -= tracking[0]
-    xhat, t_impute = _timed(lambda: imputer.transform(xmiss))
+    n_rows = int(numpy.isnan(xmiss).any(axis=1).sum())
+    with runs.progress(n_rows, f"imputing (L = {args.n_samples})", "row") as report:
+        xhat, t_impute = _timed(lambda: imputer.transform(xmiss, on_progress=report))
     err = mse(xhat, xfull, mask)
     print(f"epoch {args.epochs}: bound {imputer.history_[-1]:.4f}, imputation MSE {err:.4f}",
           file=sys.stderr)
@@ -115,8 +125,10 @@ def run(args):
                        f"epochs)", "mse": err, "seconds": t_train + t_impute,
              "train_seconds": t_train, "impute_seconds": t_impute}]
     if not args.skip_baselines:
+        with runs.progress(3, "baselines (mean, MICE, missForest)", "imputer") as report:
+            done = baselines(xmiss, args.seed, on_progress=report)
         rows += [{"method": name, "mse": mse(xhat, xfull, mask), "seconds": t}
-                 for name, xhat, t in baselines(xmiss, args.seed)]
+                 for name, xhat, t in done]
     rows += [{"method": name, "mse": value, "seconds": None} for name, value in PUBLISHED]
 
     print("| method | MSE (removed cells, standardised) | time |")
