@@ -125,8 +125,9 @@ def test_cli_train_with_estimator_then_snr(tmp_path, capsys):
     assert "enc iwae" in out and os.path.exists(tmp_path / "fig" / "snr.png")
     with open(tmp_path / "fig" / "snr.json") as f:
         assert len(json.load(f)["rows"]) == 6
-    code, out, err = run_cli(["snr", run, "--k", "0"], capsys)
+    code, out, err = run_cli(["snr", run, "--k", "1,0"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--k" in err and "positive integer" in err        # as every --k says it
 
 
 def test_cli_snr_toy(tmp_path, capsys):

@@ -27,15 +27,8 @@ from ..options import nonnegative_int, nonnegative_real, positive_int
 
 
 def _ks(text):
-    import argparse
-    try:
-        ks = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--k takes integers separated by commas, got "
-                                         f"{text!r}") from None
-    if not ks or min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"every K must be >= 1, got {text!r}")
-    return ks
+    """'1,5,50' -> (1, 5, 50): each K checked as every --k is (options.positive_int)."""
+    return tuple(positive_int(t) for t in text.split(","))
 
 
 def add_arguments(parser):
