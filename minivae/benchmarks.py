@@ -29,8 +29,7 @@ import time
 import numpy
 
 from . import backend
-
-LOG_2PI = math.log(2 * math.pi)
+from .likelihoods import LOG_2PI
 
 
 @dataclasses.dataclass

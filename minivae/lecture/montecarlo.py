@@ -21,6 +21,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import validate
+from ..likelihoods import LOG_2PI
 
 #: An estimate and the estimated variance of the estimator (the sample variance of the K terms
 #: divided by K: its square root is the standard error).
@@ -71,10 +72,15 @@ def is_term_variance(a, m):
     return float(np.exp(m ** 2 / 2 + (2 * a - m) ** 2 / 2) - np.exp(a ** 2))
 
 
+def log_normal(x, m):
+    """log N(x; m, 1), elementwise over the array x."""
+    return -0.5 * (x - m) ** 2 - 0.5 * LOG_2PI
+
+
 def optimal_log_density(x, a):
     """log q*(x) for the zero-variance proposal q* = f p / I of I = E_p[exp(a x)], p = N(0, 1):
     exp(a x) N(x; 0, 1) / e^{a²/2} = N(x; a, 1). Elementwise over the array x. (Lab 1.)"""
-    return -0.5 * (x - a) ** 2 - 0.5 * np.log(2 * np.pi)
+    return log_normal(x, a)
 
 
 class ExpUnderGaussian:
@@ -96,10 +102,7 @@ class ExpUnderGaussian:
     def f(self, x):
         return np.exp(self.a * x)
 
-    @staticmethod
-    def log_normal(x, m):
-        """log N(x; m, 1)."""
-        return -0.5 * (x - m) ** 2 - 0.5 * np.log(2 * np.pi)
+    log_normal = staticmethod(log_normal)        # log N(x; m, 1)
 
     def log_p(self, x):
         return self.log_normal(x, 0.0)
