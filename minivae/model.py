@@ -116,13 +116,13 @@ class Decoder:
     def backward(self, dheads, cache, grads):
         """From ∂L/∂η (dict head -> (..., D)), store ∂L/∂θ in grads; return ∂L/∂z (..., d)."""
         lead, mlp_cache, head_caches = cache
-        dh = 0
+        dh = None
         for name in self.heads:
             d = dheads[name]
             rows = d.reshape(-1, self.params[f"decoder.{name}.b"].shape[0])   # (N, D·per)
             dh_head, grads[f"decoder.{name}.W"], grads[f"decoder.{name}.b"] = \
                 affine_backward(rows, head_caches[name])
-            dh = dh + dh_head
+            dh = dh_head if dh is None else dh + dh_head     # (one head: no copy)
         dz = mlp_backward(dh, mlp_cache, "decoder", self.activation, grads)
         return dz.reshape(lead + dz.shape[-1:])
 
@@ -351,9 +351,16 @@ class IWAE:
         mean, logvar, _ = self.encoder.forward(x)
         z = reparametrize(mean, logvar, eps)
         heads, _ = self.decoder.forward(z)
-        log_px = masked_log_likelihood(self.likelihood.log_prob(x, **heads), mask)
+        log_phi, c = self.likelihood.log_prob_terms(x, **heads)     # log Φ = log_phi + c
+        log_px = masked_log_likelihood(log_phi, mask) + self._observed(c, mask, z.dtype)
         return log_px, {"x": x, "mask": mask, "eps": eps, "z": z, "mean": mean,
                         "logvar": logvar, "heads": heads}
+
+    def _observed(self, c, mask, dtype):
+        """Σ_j m_j c, the sum over the observed features of a constant c: (B,) or a number."""
+        if mask is None or not c:
+            return c * self.x_dim
+        return c * mask.sum(axis=-1, dtype=dtype)
 
     log_prior = staticmethod(log_prior)
     log_posterior_approx = staticmethod(log_q)
@@ -416,9 +423,11 @@ class IWAE:
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
-        # log Φ(x_j | η_kj) and ∂ log Φ/∂η together, into arrays reused from step to step.
-        log_phi, dlogphi = self.likelihood.log_prob_and_grads(x, **heads, work=self.workspace)
+        # log Φ(x_j | η_kj) - c and ∂ log Φ/∂η / a together, into arrays reused from step to
+        # step; the constants c and a go to the (K, B) arrays below, not the (K, B, D) ones.
+        log_phi, c, dlogphi, a = self.likelihood.step_terms(x, work=self.workspace, **heads)
         log_w = masked_log_weights(log_phi, mask, z, eps, logvar)    # (K, B)
+        log_w += self._observed(c, mask, log_w.dtype)                # Σ_j m_j c
         # iwae_bound and iwae_bound_grad in one pass (on the GPU, one fused kernel launch):
         lse, normalized_weights = logsumexp_weights(log_w)
         bound = lse - math.log(log_w.shape[0])                       # L_K(x_b), (B,)
@@ -426,7 +435,7 @@ class IWAE:
         grads = {}
         g = normalized_weights / B                                   # ∂(mean_b L_K)/∂log w = w̃/B
         head_mask = self.likelihood.head_mask       # the mask each head sees (mixed: its group's)
-        dz = self.decoder.backward({h: head_grads(g, d, head_mask(h, mask), out=d)  # in place
+        dz = self.decoder.backward({h: head_grads(g * a, d, head_mask(h, mask), out=d)  # in place
                                     for h, d in dlogphi.items()}, dec, grads)
         # The encoder's gradient: IWAE's (path and score), STL's (path) or DReG's (w̃² path).
         dmean, dlogvar = encoder_backward(estimator, normalized_weights, g, dz, z, eps, logvar)
@@ -454,8 +463,9 @@ class IWAE:
         pieces = []
         for c in chunks:                                             # pass 1: log w, (K, B)
             z, heads, _ = forward(c)
-            pieces.append(masked_log_weights(self.likelihood.log_prob(x, **heads), mask, z,
-                                             eps[c], logvar))
+            log_phi, const = self.likelihood.log_prob_terms(x, **heads)
+            pieces.append(masked_log_weights(log_phi, mask, z, eps[c], logvar)
+                          + self._observed(const, mask, z.dtype))
         lse, normalized_weights = logsumexp_weights(xp.concatenate(pieces))
         bound = lse - math.log(K)
         g = normalized_weights / B
@@ -464,9 +474,10 @@ class IWAE:
         dmean = dlogvar = 0
         for c in chunks:                                             # pass 2: the gradient
             z, heads, dec = forward(c)
-            dlogphi = self.likelihood.log_prob_grads(x, **heads)
+            _, _, dlogphi, a = self.likelihood.step_terms(x, work=self.workspace, **heads)
             part = {}
-            dz = self.decoder.backward({h: head_grads(g[c], d, self.likelihood.head_mask(h, mask))
+            dz = self.decoder.backward({h: head_grads(g[c] * a, d,
+                                                      self.likelihood.head_mask(h, mask), out=d)
                                         for h, d in dlogphi.items()}, dec, part)
             for name, value in part.items():
                 grads[name] += value
@@ -527,13 +538,15 @@ class VAE(IWAE):
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
-        log_px = masked_log_likelihood(self.likelihood.log_prob(x, **heads), mask)   # (K, B)
+        # log Φ - c and ∂ log Φ/∂η / a, as in IWAE.bound_and_grads
+        log_phi, c, dlogphi, a = self.likelihood.step_terms(x, work=self.workspace, **heads)
+        log_px = masked_log_likelihood(log_phi, mask) + self._observed(c, mask, z.dtype)  # (K, B)
         bound = log_px.mean(axis=0) - kl_divergence(mean, logvar)    # L_1(x_b), (B,)
 
         grads = {}
         g = xp.full((K, B), 1.0 / (K * B), dtype=self.dtype)         # ∂(mean_b L_1)/∂log p(x|z_k)
-        dlogphi = self.likelihood.log_prob_grads(x, **heads)
-        dz = self.decoder.backward({h: head_grads(g, d, self.likelihood.head_mask(h, mask))
+        dz = self.decoder.backward({h: head_grads(g * a, d, self.likelihood.head_mask(h, mask),
+                                                  out=d)
                                     for h, d in dlogphi.items()}, dec, grads)
         dmean, dlogvar = reparametrize_backward(dz, eps, logvar)     # E_q[log p(x|z)] through z
         kl_dmean, kl_dlogvar = kl_grads(mean, logvar)                # - KL, in closed form

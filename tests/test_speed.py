@@ -5,6 +5,7 @@ that the harness times the right things and that the thread policy is applied an
 PyTorch and JAX (the benchmark's peers) are never imported by the tests.
 """
 import os
+import types
 
 import numpy as np
 import pytest
@@ -172,6 +173,69 @@ def test_fused_bernoulli_terms_are_the_two_lab_functions(dtype, tol):
         # The lab functions give the same numbers (bernoulli_log_prob is the same first half).
         assert np.array_equal(to_numpy(bernoulli_log_prob(xd, ld)), lp)
         assert np.max(np.abs(to_numpy(bernoulli_grads(xd, ld)["logits"]) - d)) < tol
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 2e-6)])
+def test_step_terms_of_the_bernoulli_model_are_its_log_prob_and_gradient_up_to_constants(
+        dtype, tol):
+    from minivae.backend import asarray, to_numpy
+    from minivae.likelihoods import Bernoulli, ObservationModel
+    from minivae.workspace import Workspace
+    rng = np.random.default_rng(6)
+    logits = rng.standard_normal((6, 4, 9)) * 8
+    logits[0, 0, :5] = [0.0, 95.0, -95.0, 1e4, -1e4]
+    logits[1, 0, :5] = [0.0, 95.0, -95.0, 1e4, -1e4]
+    x = (rng.random((4, 9)) < 0.4).astype(dtype)
+    x[0, :5] = [1, 0, 1, 0, 1]                                  # both sides of each extreme
+    want_lp, want_d = _bernoulli_reference(x, logits.astype(dtype))
+    xd, ld = asarray(x), asarray(logits, dtype=dtype)
+    u, c, grads, a = Bernoulli.step_terms(xd, work=Workspace(), logits=ld)
+    lp, d = to_numpy(u) + c, a * to_numpy(grads["logits"])
+    assert lp.dtype == d.dtype == np.dtype(dtype) and c == -np.log(2) and a == 0.5
+    assert np.max(np.abs(lp - want_lp) / np.maximum(1, np.abs(want_lp))) < tol
+    assert np.max(np.abs(d - want_d)) < tol
+    u2, c2 = Bernoulli.log_prob_terms(xd, logits=ld)            # the forward pass's half
+    assert c2 == c and np.array_equal(to_numpy(u2), to_numpy(u))
+    # The generic form (c = 0, a = 1) is the lab's fused function itself.
+    u3, c3, grads3, a3 = ObservationModel.step_terms.__func__(Bernoulli, xd, logits=ld)
+    assert (c3, a3) == (0.0, 1.0)
+    assert np.max(np.abs(to_numpy(u3) - lp) / np.maximum(1, np.abs(want_lp))) < tol
+
+
+def test_a_substituted_fused_bernoulli_function_is_the_one_the_training_step_runs():
+    """labs run --mine puts a student's functions in the library's place: the model's faster
+    Bernoulli form must then step aside, or the step would not run the student's code."""
+    from minivae import likelihoods
+    from minivae.backend import asarray, to_numpy
+    from minivae.model import IWAE
+    calls = []
+    right, right_lp = likelihoods.bernoulli_log_prob_and_grads, likelihoods.bernoulli_log_prob
+
+    def theirs(x, logits):
+        calls.append("grads")
+        log_phi, d = right(x, logits)
+        return log_phi, {"logits": 2 * d["logits"]}             # a wrong gradient
+
+    def theirs_lp(x, logits):
+        calls.append("log_prob")
+        return right_lp(x, logits)
+
+    problem = benchmarks.make_problem(12, 3, (5,), 4, 3, dtype="float64")
+    model = IWAE(12, 3, hidden=(5,), dtype="float64")
+    v, g = model.bound_and_grads(problem.x, 3, eps=problem.eps)
+    b = model.bound(problem.x, 3, eps=problem.eps)
+    from minivae.labs import get_lab
+    from minivae.labs.core import substituted
+    mine = types.SimpleNamespace(bernoulli_log_prob_and_grads=theirs, bernoulli_log_prob=theirs_lp)
+    with substituted(get_lab(4), mine):
+        v2, g2 = model.bound_and_grads(problem.x, 3, eps=problem.eps)
+        b2 = model.bound(problem.x, 3, eps=problem.eps)
+    x = asarray(problem.x)
+    assert likelihoods.Bernoulli.step_terms(x, logits=x)[1] != 0         # ours again after
+    assert calls == ["grads", "log_prob"]
+    assert float(v2) == pytest.approx(float(v), rel=1e-12)
+    assert np.allclose(to_numpy(b2), to_numpy(b), rtol=1e-12, atol=0)
+    assert not np.allclose(to_numpy(g2["decoder.logits.W"]), to_numpy(g["decoder.logits.W"]))
 
 
 def test_workspace_arrays_are_reused_per_shape_and_never_returned_as_gradients():
