@@ -363,13 +363,14 @@ def make_batch(x, idx, binarization, rng=None):
 # ------------------------------------------------------------------------------ download
 
 def _file_md5(path, gz=None):
-    """MD5 of the file's content, decompressed if it is gzip (by default: if named .gz);
-    None if unreadable or corrupt."""
+    """MD5 of the content of ``path`` (a file name, or the file's bytes), decompressed if it is
+    gzip (by default: if named .gz); None if unreadable or corrupt."""
     h = hashlib.md5()
     if gz is None:
-        gz = path.endswith(".gz")
+        gz = not isinstance(path, bytes) and path.endswith(".gz")
     try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        with (io.BytesIO(path) if isinstance(path, bytes) else open(path, "rb")) as raw:
+            f = gzip.GzipFile(fileobj=raw) if gz else raw
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except (OSError, EOFError, zlib.error):
@@ -386,13 +387,15 @@ def download_mnist(data_dir, mirrors=MIRRORS, timeout=30.0, log=print):
     """Fetch the four MNIST .gz files into ``data_dir`` and verify their MD5 checksums.
 
     A file already there (NAME.gz, or NAME uncompressed) with the right content is kept.
-    Otherwise each mirror (a URL prefix, http(s) or file://) is tried in turn; a download is
-    written to a temporary file in data_dir, checked, then renamed into place, so a failure
-    never leaves a partial or wrong file under the real name. ``log`` gets progress lines.
+    Otherwise each mirror (a URL prefix, http(s) or file://) is tried in turn; a download (at
+    most 10 MB) is checked in memory, then written by the one atomic writer
+    (:func:`minivae.checkpoint.atomic_write`), so a failure never leaves a partial or wrong file
+    under the real name. ``log`` gets progress lines.
 
     Returns the four paths. No mirror reachable (offline) or none with valid content ->
     DataError saying where to put the files by hand.
     """
+    from .checkpoint import atomic_write
     data_dir = os.path.expanduser(data_dir)
     os.makedirs(data_dir, exist_ok=True)
     paths = []
@@ -408,22 +411,15 @@ def download_mnist(data_dir, mirrors=MIRRORS, timeout=30.0, log=print):
         errors = []
         for mirror in mirrors:
             url = mirror.rstrip("/") + "/" + stem + ".gz"
-            # A hidden name in the same directory, so the rename is atomic; the pid keeps two
-            # concurrent downloads apart.
-            tmp = os.path.join(data_dir, f".{stem}.gz.{os.getpid()}.part")
             try:
-                with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
-                    for block in iter(lambda: r.read(1 << 20), b""):
-                        out.write(block)
-                if _file_md5(tmp, gz=True) != MNIST_MD5[stem]:
+                with urllib.request.urlopen(url, timeout=timeout) as r:
+                    blob = r.read()
+                if _file_md5(blob, gz=True) != MNIST_MD5[stem]:
                     raise DataError("checksum mismatch")
-                os.replace(tmp, gz)
+                atomic_write(gz, blob)
             except (OSError, ValueError) as e:  # URLError, timeouts, DataError are among these
                 errors.append(f"{url}: {' '.join(str(getattr(e, 'reason', e)).split())}")
                 continue
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
             log(f"{stem}.gz: downloaded from {url}, checksum ok")
             paths.append(gz)
             break

@@ -321,6 +321,25 @@ def fake_mirror(tmp_path, monkeypatch):
     return src
 
 
+def test_a_download_is_written_by_the_one_atomic_writer(tmp_path, fake_mirror, monkeypatch):
+    """Each verified download goes through checkpoint.atomic_write (temp file, fsync, rename,
+    stale temp files of a killed writer removed): a stale temp file left beside the target by
+    a dead process is gone after the download, and nothing but the four files remains."""
+    from minivae import checkpoint
+    written = []
+    real = checkpoint.atomic_write
+    monkeypatch.setattr(checkpoint, "atomic_write",
+                        lambda path, content: (written.append(os.path.basename(path)),
+                                               real(path, content))[1])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    stale = dest / ".train-images-idx3-ubyte.gz.tmp-999999999-x"      # no such process
+    stale.write_bytes(b"half a download")
+    data.download_mnist(str(dest), mirrors=(fake_mirror.as_uri() + "/",), log=lambda s: None)
+    assert sorted(written) == sorted(s + ".gz" for s in data.MNIST_FILES.values())
+    assert sorted(os.listdir(dest)) == sorted(written)
+
+
 def test_download_from_file_mirror_then_skip(tmp_path, fake_mirror):
     dest = tmp_path / "dest"
     lines = []
