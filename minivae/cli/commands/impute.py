@@ -10,7 +10,8 @@ a categorical variable coded 0..C-1, and a missing cell gets the most probable c
 the importance-weighted predictive Σ_l w̃_l p(x_j | z_l).
 
 A table mixing real and categorical columns: --categorical COLS names the categorical columns,
-by header name or by 0-based index, separated by commas (--categorical colour,3). Each holds
+by header name or by 0-based index, separated by commas (--categorical colour,3; a name that
+is also a number means the column of that name). Each holds
 integer codes 0..C-1 (C = 1 + its largest observed code; a column of text labels must be coded
 first), gets a categorical model of its own C and is imputed by its most probable category
 (written as an integer); the other columns use --likelihood (student_t or gaussian).
