@@ -35,7 +35,7 @@ import math
 
 import numpy
 
-from . import backend, memory, validate
+from . import backend, memory, threads, validate
 from .backend import xp
 from .bound import (ESTIMATORS, encoder_backward, head_grads, iwae_bound, kl_divergence,
                     kl_grads, log_prior, log_q, logsumexp_weights, masked_log_likelihood,
@@ -207,6 +207,7 @@ class IWAE:
                                self.likelihood.heads, self.head_shapes)
         self.rng = backend.default_rng(self.seed)
         self.workspace = Workspace()          # bound_and_grads's arrays, reused at every step
+        self._workspaces = {}                 # and those of its further threads' blocks
 
     # ------------------------------------------------------------------ set-up
     def get_config(self):
@@ -420,12 +421,34 @@ class IWAE:
         if k_chunk is not None and validate.positive_int("k_chunk", k_chunk) < k:
             return self._bound_and_grads_chunked(x, eps, mask, k_chunk, check, estimator)
         B = x.shape[0]
+        # With more than one thread (minivae.threads), blocks of examples side by side, each
+        # with one BLAS thread; their gradients (of Σ_b L_K / B) add up to the batch's.
+        parts = threads.map_rows(lambda rows, part: self._step(
+            x[rows], eps[:, rows], None if mask is None else mask[rows], B, estimator,
+            self._workspace(part)), B)
+        bound, grads = parts[0]
+        if len(parts) > 1:
+            bound = xp.concatenate([b for b, _ in parts])
+            for _, more in parts[1:]:                                # in block order
+                for name in grads:
+                    grads[name] += more[name]
+        return self._finite(bound.mean(), grads, check)
+
+    def _workspace(self, part):
+        """The workspace of block ``part`` of a step (:meth:`bound_and_grads`): ``workspace``
+        for the first (the only one with one thread), one more per further thread."""
+        return self.workspace if part == 0 else self._workspaces.setdefault(part, Workspace())
+
+    def _step(self, x, eps, mask, n_batch, estimator, work):
+        """L_K(x_b), (B,), and the gradient of Σ_b L_K(x_b) / n_batch (n_batch = B for the
+        batch mean; the batch size when x is one block of it), the body of
+        :meth:`bound_and_grads`."""
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
         # log Φ(x_j | η_kj) - c and ∂ log Φ/∂η / a together, into arrays reused from step to
         # step; the constants c and a go to the (K, B) arrays below, not the (K, B, D) ones.
-        log_phi, c, dlogphi, a = self.likelihood.step_terms(x, work=self.workspace, **heads)
+        log_phi, c, dlogphi, a = self.likelihood.step_terms(x, work=work, **heads)
         log_w = masked_log_weights(log_phi, mask, z, eps, logvar)    # (K, B)
         log_w += self._observed(c, mask, log_w.dtype)                # Σ_j m_j c
         # iwae_bound and iwae_bound_grad in one pass (on the GPU, one fused kernel launch):
@@ -433,14 +456,14 @@ class IWAE:
         bound = lse - math.log(log_w.shape[0])                       # L_K(x_b), (B,)
 
         grads = {}
-        g = normalized_weights / B                                   # ∂(mean_b L_K)/∂log w = w̃/B
+        g = normalized_weights / n_batch                             # ∂(mean_b L_K)/∂log w = w̃/B
         head_mask = self.likelihood.head_mask       # the mask each head sees (mixed: its group's)
         dz = self.decoder.backward({h: head_grads(g * a, d, head_mask(h, mask), out=d)  # in place
                                     for h, d in dlogphi.items()}, dec, grads)
         # The encoder's gradient: IWAE's (path and score), STL's (path) or DReG's (w̃² path).
         dmean, dlogvar = encoder_backward(estimator, normalized_weights, g, dz, z, eps, logvar)
         self.encoder.backward(dmean, dlogvar, enc, grads)
-        return self._finite(bound.mean(), grads, check)
+        return bound, grads
 
     def _bound_and_grads_chunked(self, x, eps, mask, k_chunk, check, estimator):
         """:meth:`bound_and_grads` with the K samples in chunks of ``k_chunk``, in two passes.

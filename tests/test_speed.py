@@ -238,6 +238,48 @@ def test_a_substituted_fused_bernoulli_function_is_the_one_the_training_step_run
     assert not np.allclose(to_numpy(g2["decoder.logits.W"]), to_numpy(g["decoder.logits.W"]))
 
 
+def test_map_rows_covers_every_row_once_with_the_thread_count_of_the_limit_block():
+    from minivae import backend
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    for n_threads, n_rows in ((1, 7), (2, 7), (3, 7), (3, 2), (2, 1)):
+        with threads.limit(n_threads):
+            seen = threads.map_rows(lambda rows, part: (rows, part, blas_threads()), n_rows)
+            assert blas_threads() == {n_threads}                  # restored after the blocks
+        covered = [i for rows, _, _ in seen for i in range(n_rows)[rows]]
+        assert covered == list(range(n_rows))                     # in order, each row once
+        assert [part for _, part, _ in seen] == list(range(len(seen)))
+        parallel = min(n_threads, n_rows) if backend.name == "numpy" else 1   # GPU: one call
+        assert len(seen) == parallel
+        if parallel > 1:
+            assert all(b == {1} for _, _, b in seen)              # one BLAS thread per block
+    assert threads.map_rows(lambda rows, part: rows, 5) == [slice(0, 5)]   # outside: one
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_a_step_in_blocks_of_examples_is_the_same_gradient(likelihood):
+    """With two or three threads, bound_and_grads runs blocks of the batch side by side and
+    adds their gradients: the same numbers as one block, to float64 rounding."""
+    from minivae.backend import asarray, to_numpy
+    from minivae.model import IWAE
+    rng = np.random.default_rng(9)
+    model = IWAE(12, 3, hidden=(5,), likelihood=likelihood, dtype="float64", seed=2)
+    x = (rng.random((7, 12)) < 0.5).astype(float) if likelihood == "bernoulli" \
+        else rng.standard_normal((7, 12))
+    eps, mask = rng.standard_normal((4, 7, 3)), asarray(rng.random((7, 12)) < 0.8)
+    got = {}
+    for n in (1, 2, 3):
+        with threads.limit(n):
+            value, grads = model.bound_and_grads(x, 4, eps=eps, mask=mask)
+        got[n] = float(value), {k: to_numpy(g) for k, g in grads.items()}
+    for n in (2, 3):
+        assert got[n][0] == pytest.approx(got[1][0], rel=1e-12)
+        for k, g in got[1][1].items():
+            assert np.max(np.abs(got[n][1][k] - g)) <= 1e-12 * np.max(np.abs(g)), k
+
+
 def test_workspace_arrays_are_reused_per_shape_and_never_returned_as_gradients():
     from minivae.model import IWAE
     from minivae.workspace import Workspace
