@@ -121,6 +121,15 @@ def limited(function):
     return wrapper
 
 
+def describe(n):
+    """How a training step uses n threads, in words (for ``minivae bench``)."""
+    if backend.name != "numpy":
+        return "one block of examples, on the GPU"
+    if n == 1:
+        return "one block of examples"
+    return f"{n} blocks of examples side by side, one BLAS thread each"
+
+
 def blas_info():
     """'openblas 0.3.31 (2 threads), ...' for the pools loaded in this process."""
     from threadpoolctl import threadpool_info

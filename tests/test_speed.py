@@ -22,7 +22,7 @@ TINY = ["--x-dim", "12", "--z-dim", "3", "--hidden", "5,4", "--batch-size", "4",
 def test_bench_prints_every_contender_and_the_bound_it_computed(capsys):
     code, out, err = run_cli(["bench", *TINY, "--threads", "1"], capsys)
     assert code == 0, err
-    assert "threads: 1 (given)" in out
+    assert "threads: 1 (given)" in out and "minivae's step: one block of examples" in out
     problem = benchmarks.make_problem(12, 3, (5, 4), 4, 3)
     from minivae.model import IWAE
     model = IWAE(12, 3, hidden=(5, 4), seed=0)

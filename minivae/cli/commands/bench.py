@@ -52,8 +52,8 @@ def run(args):
                for i, d in enumerate(args.against)]
     with threads.limit(n):
         print(f"minivae bench: {problem.describe()}")
-        print(f"  threads: {n} ({threads.source(args.threads)}); {threads.blas_info()}; "
-              f"{args.clock} clock")
+        print(f"  threads: {n} ({threads.source(args.threads)}); minivae's step: "
+              f"{threads.describe(n)}; {threads.blas_info()}; {args.clock} clock")
         contenders = benchmarks.peer_contenders(problem, args.peers, against)
         medians = benchmarks.time_interleaved({k: v[0] for k, v in contenders.items()},
                                               args.repeats, args.rounds, clock=args.clock)
