@@ -42,6 +42,15 @@ def _estimate(value, what):
     return as_array(v, (), f"{what}'s value"), as_array(var, (), f"{what}'s variance")
 
 
+def _value_and_variance(v, var, ref, terms, name):
+    """An estimate (value v, variance var of the mean) against the library's on the same draws
+    and against the K terms themselves: their mean, and their sample variance over K."""
+    return [compare("value", v, ref.value, "minivae.lecture.montecarlo"),
+            compare("variance", var, ref.variance, "minivae.lecture.montecarlo"),
+            compare("value", v, terms.mean(), f"the mean of {name}"),
+            compare("variance", var, terms.var(ddof=1) / len(terms), f"var({name}, ddof=1) / K")]
+
+
 def _simple(mod):
     out = []
     for a, k, seed in ((1.5, 200, 10), (0.5, 37, 11)):
@@ -50,10 +59,7 @@ def _simple(mod):
                            "simple_monte_carlo")
         ref = library(SOLUTION, "simple_monte_carlo")(*args, np.random.default_rng(seed))
         terms = _f(a)(_sampler(0.0)(k, np.random.default_rng(seed)))
-        out += [compare("value", v, ref.value, "minivae.lecture.montecarlo"),
-                compare("variance", var, ref.variance, "minivae.lecture.montecarlo"),
-                compare("value", v, terms.mean(), "the mean of the terms"),
-                compare("variance", var, terms.var(ddof=1) / k, "var(terms, ddof=1) / K")]
+        out += _value_and_variance(v, var, ref, terms, "terms")
     return out
 
 
@@ -66,10 +72,7 @@ def _importance(mod):
         ref = library(SOLUTION, "importance_sampling")(*args, np.random.default_rng(seed))
         x = _sampler(m)(k, np.random.default_rng(seed))
         terms = _f(a)(x) * stats.norm.pdf(x, 0, 1) / stats.norm.pdf(x, m, 1)
-        out += [compare("value", v, ref.value, "minivae.lecture.montecarlo"),
-                compare("variance", var, ref.variance, "minivae.lecture.montecarlo"),
-                compare("value", v, terms.mean(), "the mean of f p / q"),
-                compare("variance", var, terms.var(ddof=1) / k, "var(f p / q, ddof=1) / K")]
+        out += _value_and_variance(v, var, ref, terms, "f p / q")
     return out
 
 
