@@ -37,7 +37,9 @@ setup(
     install_requires=["numpy>=1.22", "scipy>=1.8", "matplotlib>=3.5", "tqdm>=4.60",
                       "threadpoolctl>=3.1"],
     extras_require={
-        "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2"],
+        # setuptools: tests/test_packaging.py builds wheels with its PEP 517/660 hooks, which
+        # build a wheel without the `wheel` package from 70.1 on.
+        "test": ["pytest>=7", "scikit-learn>=1.2", "mpmath>=1.2", "setuptools>=70.1"],
         "kernel-check": NVRTC,
         "bench": ["scikit-learn>=1.2"],
         "cuda12": ["cupy-cuda12x>=13"],

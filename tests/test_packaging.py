@@ -16,6 +16,7 @@ installed minivae (no site-packages: NumPy's folder is appended to sys.path, and
 of it is read). The children run on NumPy whatever MINIVAE_BACKEND says: packaging is the same
 for both backends.
 """
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,10 +29,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NUMPY_DIR = str(Path(numpy.__file__).resolve().parents[1])     # NumPy (and SciPy's) folder
-build_meta = pytest.importorskip("setuptools.build_meta",
-                                 reason="setuptools is needed to build minivae")
-if not hasattr(build_meta, "build_editable"):
-    pytest.skip("setuptools < 64 has no PEP 660 editable builds", allow_module_level=True)
+setuptools = pytest.importorskip("setuptools", reason="setuptools builds minivae")
+if tuple(int(p) for p in setuptools.__version__.split(".")[:2]) < (70, 1) and \
+        importlib.util.find_spec("wheel") is None:
+    pytest.skip(f"setuptools {setuptools.__version__} builds wheels only with the wheel "
+                "package (70.1 on: by itself; the test extra installs it)",
+                allow_module_level=True)
 
 
 def copy_repository(dest):
