@@ -4,6 +4,7 @@ A checkpoint is one uncompressed ``.npz`` (a zip of ``.npy`` arrays, readable by
 ``numpy.load(path, allow_pickle=False)`` with nothing from minivae) holding
 
 - ``params/<name>``            the model's parameters, e.g. ``params/encoder.0.W`` (in, out);
+- ``ema/<name>``               a diffusion model's moving average of them, when it keeps one;
 - ``optimizer/<slot>/<name>``  the optimizer's per-parameter arrays (Adam: ``m`` and ``s``);
 - ``meta``                     a UTF-8 JSON document stored as a uint8 array, with
     ``format``/``version``, ``model`` (class name and ``get_config()``), ``optimizer`` (class
@@ -26,7 +27,7 @@ import zipfile
 import numpy as np
 
 from . import backend, memory, model as model_module, optim, validate
-from .diffusion.ddpm import DDPM
+from .diffusion.ddpm import DDPM, DENOISERS, n_denoiser_params
 
 FORMAT = "minivae-checkpoint"
 VERSION = 1
@@ -175,6 +176,8 @@ def save(path, model, optimizer=None, rng_states=None, epoch=0, train_config=Non
     epoch : the number of completed passes over the training data.
     """
     arrays = {f"params/{n}": backend.to_numpy(p) for n, p in model.params.items()}
+    arrays.update({f"ema/{n}": backend.to_numpy(p)
+                   for n, p in (getattr(model, "ema", None) or {}).items()})
     meta = {"format": FORMAT, "version": VERSION,
             "model": {"class": type(model).__name__, "config": model.get_config()},
             "rng": dict(rng_states or {}, model=backend.rng_state(model.rng)),
@@ -269,6 +272,8 @@ class Checkpoint:
             self._fail(f"bad model configuration ({' '.join(str(e).split())})")
         for name, p in model.params.items():
             p[...] = backend.asarray(self._array(f"params/{name}", p.shape), dtype=p.dtype)
+        for name, p in (getattr(model, "ema", None) or {}).items():
+            p[...] = backend.asarray(self._array(f"ema/{name}", p.shape), dtype=p.dtype)
         if "model" in self.meta.get("rng", {}):
             # False when the state was saved by the other backend (CPU vs GPU): the generator
             # is then reseeded from it, and the noise no longer continues bit for bit.
@@ -305,7 +310,6 @@ class Checkpoint:
 
     def _check_diffusion_fits(self, config):
         """:meth:`_check_model_fits` for a diffusion model (its denoiser's parameters)."""
-        from .diffusion.denoiser import denoiser_shapes
         x_dim = self._field(validate.positive_int, "model.config.x_dim", config.get("x_dim"))
         time_dim = self._field(validate.positive_int, "model.config.time_dim",
                                config.get("time_dim", 2))
@@ -313,10 +317,15 @@ class Checkpoint:
                              config.get("hidden", ()))
         dtype = self._field(lambda name, v: validate.dtype(v, name), "model.config.dtype",
                             config.get("dtype", "float32"))
-        n = sum((fan_in + 1) * fan_out for _, fan_in, fan_out in
-                denoiser_shapes(x_dim, hidden, time_dim))
+        denoiser = self._field(lambda name, v: validate.choice(name, v, DENOISERS),
+                               "model.config.denoiser", config.get("denoiser", "mlp"))
         try:
-            memory.check(f"the model in {self.path}", n * np.dtype(dtype).itemsize)
+            n = n_denoiser_params(denoiser, x_dim, hidden, time_dim)
+        except ValueError as e:
+            self._fail(f"bad model configuration ({e})")
+        copies = 2 if config.get("ema_decay") else 1             # θ and its average θ̄
+        try:
+            memory.check(f"the model in {self.path}", copies * n * np.dtype(dtype).itemsize)
         except memory.TooLarge as e:
             raise CheckpointError(str(e)) from None
 

@@ -349,12 +349,81 @@ def test_ddpm_rejects_bad_data():
         model.sample(2, sampler="euler")
 
 
-def test_config_rebuilds_the_model():
-    model = DDPM(x_dim=3, T=12, schedule="cosine", hidden=(5,), time_dim=6, decoder="discretized")
+@pytest.mark.parametrize("denoiser", ["mlp", "resmlp"])
+def test_config_rebuilds_the_model(denoiser):
+    model = DDPM(x_dim=3, T=12, schedule="cosine", hidden=(5,), time_dim=6, decoder="discretized",
+                 denoiser=denoiser, ema_decay=0.9)
     clone = DDPM(**model.get_config())
     assert clone.get_config() == model.get_config()
     for n in model.params:
         assert np.array_equal(np_(model.params[n]), np_(clone.params[n]))
+
+
+def test_resmlp_starts_as_a_plain_mlp_and_needs_one_width():
+    """Zero-initialised residual branches, FiLM maps and skip: a fresh resmlp computes
+    act(x W_in + b_in) W_out + b_out, whatever t is."""
+    model = DDPM(x_dim=3, T=12, hidden=(5, 5), time_dim=4, dtype="float64", denoiser="resmlp")
+    p = {n: np_(v) for n, v in model.params.items()}
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    want = np.maximum(x @ p["in.W"] + p["in.b"], 0) @ p["out.W"] + p["out.b"]
+    for t in (1, 12):
+        assert np.allclose(np_(model.predict_eps(dev(x), ts([t] * 4))), want, atol=1e-12)
+    with pytest.raises(ValueError, match="one width") as e:
+        DDPM(x_dim=3, hidden=(5, 4), denoiser="resmlp")
+    assert "\n" not in str(e.value)
+
+
+def test_ema_averages_the_steps_and_is_what_sampling_and_the_bound_use():
+    rng = np.random.default_rng(1)
+    model = DDPM(x_dim=2, T=10, hidden=(4,), time_dim=4, dtype="float64", ema_decay=0.9)
+    start = {n: np_(p).copy() for n, p in model.params.items()}
+    x = dev(rng.standard_normal((50, 2)))
+    opt = Adam(model.params, lr=0.05)
+    history = []
+    for _ in range(3):
+        opt.step(model.objective_and_grads(x)[1])
+        model.update_ema()
+        history.append({n: np_(p).copy() for n, p in model.params.items()})
+    for n in model.params:             # θ̄_3 = 0.9³ θ_0 + 0.1 (0.9² θ_1 + 0.9 θ_2 + θ_3)
+        want = 0.729 * start[n] + 0.1 * (0.81 * history[0][n] + 0.9 * history[1][n]
+                                         + history[2][n])
+        assert np.allclose(np_(model.ema[n]), want, rtol=1e-12, atol=1e-15)
+        assert not np.allclose(np_(model.ema[n]), history[2][n])
+    xt, t = dev(rng.standard_normal((5, 2))), ts([1, 3, 5, 7, 9])
+    live = DDPM(**dict(model.get_config(), ema_decay=0.0))
+    averaged = DDPM(**dict(model.get_config(), ema_decay=0.0))
+    for n in model.params:
+        live.params[n][...] = model.params[n]
+        averaged.params[n][...] = model.ema[n]
+    assert np.array_equal(np_(model.predict_eps(xt, t)), np_(averaged.predict_eps(xt, t)))
+    assert not np.allclose(np_(model.predict_eps(xt, t)), np_(live.predict_eps(xt, t)))
+    assert np.array_equal(np_(model.bound(x[:5])), np_(averaged.bound(x[:5])))
+    assert DDPM(x_dim=2, T=10, hidden=(4,), time_dim=4).ema is None    # ema_decay 0: none
+
+
+def test_sampled_bound_always_scores_t_1_and_draws_one_t_per_stratum():
+    model = DDPM(x_dim=2, T=11, hidden=(4,), time_dim=4, dtype="float64")
+    seen, real = [], model.predict_eps
+    model.predict_eps = lambda xt, t: (seen.append(np_(t)), real(xt, t))[1]
+    model.bound(dev(np.zeros((200, 2))), n_t=3)
+    assert len(seen) == 4 and np.all(seen[0] == 1)
+    for drawn, (lo, hi) in zip(seen[1:], [(2, 5), (5, 9), (9, 12)]):    # 2..11 in three
+        assert drawn.min() == lo and drawn.max() == hi - 1                # every step drawn
+    seen.clear()
+    model.bound(dev(np.zeros((3, 2))), n_t=50)      # more strata than steps: each step once
+    assert sorted(int(t[0]) for t in seen) == list(range(1, 12))
+
+
+def test_sampled_bound_is_unbiased():
+    """The stratified estimate's mean matches the full sum over all T terms (an untrained
+    denoiser, so the terms differ a lot across t and a wrong stratum weight would show)."""
+    model = DDPM(x_dim=2, T=20, hidden=(8,), time_dim=4, dtype="float64", seed=3)
+    x = dev(toydata.sample("ring", 4000, seed=4))
+    full = np_(model.bound(x, rng=backend.default_rng(1)))
+    sampled = np_(model.bound(x, rng=backend.default_rng(2), n_t=3))
+    diff = sampled - full
+    assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(len(diff))
+    assert diff.std() > 0.01                         # an estimate, not the full sum again
 
 
 # ------------------------------------------------------------------------------ toy data

@@ -31,9 +31,10 @@ def params(run_dir):
     return ckpt, {k: v for k, v in ckpt.arrays.items() if not k.startswith("meta")}
 
 
-def test_train_writes_a_run_and_resumes_bit_for_bit(tmp_path, capsys):
+@pytest.mark.parametrize("model", [[], ["--denoiser", "resmlp", "--ema-decay", "0.9"]])
+def test_train_writes_a_run_and_resumes_bit_for_bit(tmp_path, capsys, model):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    code, out, err = run_cli(["diffusion", "train", *TINY, "--epochs", "3", "--out", a,
+    code, out, err = run_cli(["diffusion", "train", *TINY, *model, "--epochs", "3", "--out", a,
                               "--no-plots"], capsys)
     assert code == 0, err
     assert "epoch 3/3" in out and "train L_simple" in out and "test bound" in out
@@ -43,14 +44,19 @@ def test_train_writes_a_run_and_resumes_bit_for_bit(tmp_path, capsys):
     assert all(np.isfinite(r["train_bound"]) and np.isfinite(r["test_bound"]) for r in rows)
     assert json.load(open(os.path.join(a, "config.json")))["T"] == 12
     # 1 epoch, then resume to 3: the same state as 3 epochs at once
-    assert run_cli(["diffusion", "train", *TINY, "--epochs", "1", "--out", b, "--quiet"],
-                   capsys)[0] == 0
+    assert run_cli(["diffusion", "train", *TINY, *model, "--epochs", "1", "--out", b,
+                    "--quiet"], capsys)[0] == 0
     code, out, err = run_cli(["diffusion", "train", "--out", b, "--resume", "--epochs", "3",
                               "--quiet"], capsys)
     assert code == 0, err
     ca, pa = params(a)
     cb, pb = params(b)
     assert ca.epoch == cb.epoch == 3 and set(pa) == set(pb)
+    # the moving average is saved beside the weights (and resumes with them), and differs
+    ema = {k[len("ema/"):]: v for k, v in pa.items() if k.startswith("ema/")}
+    assert set(ema) == ({k[len("params/"):] for k in pa if k.startswith("params/")}
+                        if model else set())
+    assert all(not np.array_equal(ema[n], pa[f"params/{n}"]) for n in ema)
     for k in pa:
         assert np.array_equal(pa[k], pb[k]), k
     assert ca.meta["rng"] == cb.meta["rng"]
@@ -68,7 +74,8 @@ def test_resume_refuses_to_change_the_model(tmp_path, capsys):
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "x"
     for argv in (["--T", "1"], ["--time-dim", "5"], ["--lr-decay", "2"], ["--data", "cifar"],
-                 ["--hidden", "0"], ["--downsample", "3"]):
+                 ["--hidden", "0"], ["--downsample", "3"], ["--ema-decay", "1"],
+                 ["--denoiser", "resmlp", "--hidden", "8,4"]):
         code, _, err = run_cli(["diffusion", "train", *argv, "--out", str(out)], capsys)
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
         assert not out.exists()

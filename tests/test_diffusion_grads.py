@@ -1,13 +1,12 @@
 """Finite-difference checks (float64, relative error < 1e-6) of the diffusion model's gradients:
-the time embedding, the denoiser (parameters, x_t and t), the simple loss, and the whole
-L_simple step of DDPM.loss_and_grads at fixed t and ε."""
+the time embedding, both denoisers (parameters, x_t and t: the MLP and the residual FiLM MLP),
+the simple loss, and the whole L_simple step of DDPM.loss_and_grads at fixed t and ε."""
 import numpy as np
 import pytest
 
 from minivae import backend
-from minivae.diffusion import (DDPM, denoiser_backward, denoiser_forward, simple_loss,
-                               time_embedding_backward, time_embedding_forward)
-from minivae.diffusion.denoiser import init_denoiser
+from minivae.diffusion import DDPM, simple_loss, time_embedding_backward, time_embedding_forward
+from minivae.diffusion.ddpm import DENOISERS
 from minivae.gradcheck import check_function, check_layer, format_report, max_error
 
 TOL = 1e-6
@@ -37,28 +36,31 @@ def test_time_embedding_rejects_odd_dimension():
         time_embedding_forward(dev([1.0]), 5)
 
 
-def random_params(x_dim, hidden, time_dim, seed):
+def random_params(denoiser, x_dim, hidden, time_dim, seed):
     rng = np.random.default_rng(seed)
-    params = init_denoiser(x_dim, hidden, time_dim, seed, "float64")
-    for p in params.values():          # random biases keep ReLU kinks away from the stencil
-        p[...] = dev(0.5 * rng.standard_normal(p.shape))
+    params = DENOISERS[denoiser][0](x_dim, hidden, time_dim, seed, "float64")
+    for p in params.values():          # random values (no zeros: the resmlp's zero-initialised
+        p[...] = dev(0.5 * rng.standard_normal(p.shape))   # maps too), ReLU kinks off the stencil
     return params
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "softplus"])
-@pytest.mark.parametrize("hidden", [(), (6,), (5, 4)])
-def test_denoiser(activation, hidden):
+@pytest.mark.parametrize("denoiser, hidden", [("mlp", ()), ("mlp", (6,)), ("mlp", (5, 4)),
+                                              ("resmlp", (5,)), ("resmlp", (4, 4))])
+def test_denoiser(denoiser, activation, hidden):
+    _, forward, backward, _ = DENOISERS[denoiser]
     rng = np.random.default_rng(1)
-    params = random_params(3, hidden, 4, seed=2)
+    params = random_params(denoiser, 3, hidden, 4, seed=2)
     x, t = dev(rng.standard_normal((6, 3))), dev(rng.random(6) * 5)
     dout = dev(rng.standard_normal((6, 3)))
-    eps_hat, cache = denoiser_forward(x, t, params, activation)
+    eps_hat, cache = forward(x, t, params, activation)
     grads = {}
-    dx, dt = denoiser_backward(dout, cache, grads)
+    dx, dt = backward(dout, cache, grads)
+    assert set(grads) == set(params)
     grads.update(x=dx, t=dt)
 
     def f():
-        return float((denoiser_forward(x, t, params, activation)[0] * dout).sum())
+        return float((forward(x, t, params, activation)[0] * dout).sum())
     inputs = dict(params, x=x, t=t)
     assert_passes(check_function(f, inputs, grads))
 
@@ -75,12 +77,14 @@ def test_simple_loss():
     assert abs(loss - ref) < 1e-12
 
 
-@pytest.mark.parametrize("schedule", ["linear", "cosine"])
-def test_ddpm_loss_and_grads(schedule):
+@pytest.mark.parametrize("schedule, denoiser, hidden", [("linear", "mlp", (5, 4)),
+                                                       ("cosine", "mlp", (5, 4)),
+                                                       ("linear", "resmlp", (5, 5))])
+def test_ddpm_loss_and_grads(schedule, denoiser, hidden):
     """The whole training step: q_sample -> denoiser -> L_simple -> backward, at fixed t, ε."""
     rng = np.random.default_rng(4)
-    model = DDPM(x_dim=3, T=20, schedule=schedule, hidden=(5, 4), time_dim=6,
-                 activation="tanh", dtype="float64", seed=0)
+    model = DDPM(x_dim=3, T=20, schedule=schedule, hidden=hidden, time_dim=6,
+                 activation="tanh", dtype="float64", seed=0, denoiser=denoiser)
     for p in model.params.values():
         p[...] = dev(0.5 * rng.standard_normal(p.shape))
     x0 = dev(rng.standard_normal((8, 3)))

@@ -9,6 +9,7 @@ kind the IWAE chapter teaches. Read the files in this order:
     forward.py    q(x_t | x_0) in closed form; the posterior q(x_{t−1} | x_t, x_0)
     embedding.py  the sinusoidal time embedding φ(t), forward and backward
     denoiser.py   ε_θ(x_t, t): the project's MLP layers reading x_t and φ(t)
+    resmlp.py     ε_θ(x_t, t) for images: residual blocks, FiLM time modulation, a skip
     loss.py       L_simple = ‖ε − ε_θ(x_t, t)‖² and its gradient
     vlb.py        the full bound L_vlb (nats, bits/dim); Gaussian and 8-bit decoders
     sampling.py   ancestral sampling; deterministic DDIM
@@ -20,6 +21,7 @@ docs/diffusion.md derives every formula; labs/09_diffusion is the exercise.
 """
 from .ddpm import DDPM
 from .denoiser import denoiser_backward, denoiser_forward
+from .resmlp import resmlp_backward, resmlp_forward
 from .embedding import time_embedding_backward, time_embedding_forward
 from .forward import posterior_mean_var, predict_x0, q_mean_var, q_sample, reverse_mean_var
 from .loss import simple_loss

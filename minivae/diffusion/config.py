@@ -3,9 +3,9 @@
 :class:`DiffusionConfig` is the one source of defaults, choices and validation of
 ``minivae diffusion train`` (saved in the checkpoint and config.json, as
 :class:`minivae.train.TrainConfig` is for ``minivae train``). Options left at None take the
-defaults of the data's kind (:data:`PRESETS`): the 2-D toys train a small network on 50,000
-points in a minute; MNIST trains a 3-layer MLP on 14 × 14 images (docs/diffusion.md has the
-measured times).
+defaults of the data's kind (:data:`PRESETS`): the 2-D toys train a small MLP on 50,000
+points in a minute; MNIST trains a residual FiLM MLP (resmlp.py) on 14 × 14 images, sampled
+from a moving average of its weights (docs/diffusion.md has the measured times).
 
 Data (``data``):
 
@@ -16,8 +16,9 @@ Data (``data``):
 
 The learning rate is ``lr`` and falls linearly to 0 over the last ``lr_decay`` fraction of the
 epochs (a function of the epoch, so a resumed run follows the same schedule). After every
-epoch the test bound −L_vlb is estimated on ``eval_n`` test points with ``eval_t`` random steps
-per point (None: all T steps; 0 points: none), with fixed noise.
+epoch the test bound −L_vlb is estimated on ``eval_n`` test points (0: none) with fixed noise,
+from all T steps (``eval_t`` None) or from the decoder term at t = 1 plus ``eval_t`` steps
+drawn stratified over 2..T (:meth:`DDPM.bound`).
 """
 import dataclasses
 
@@ -25,16 +26,17 @@ import numpy as np
 
 from .. import data as mnist_data, validate
 from ..train import TrainConfig, _option, check_choices_and_paths  # one way to declare a field
-from .ddpm import ACTIVATIONS
+from .ddpm import ACTIVATIONS, DENOISERS
 from .schedule import SCHEDULES, VARIANCES
+from .resmlp import resmlp_shapes
 from .toydata import TOYS
 
 DATA = TOYS + mnist_data.DATASETS
 PRESETS = {
-    "toy": dict(T=200, hidden=(128, 128, 128), time_dim=32, epochs=40, batch_size=256,
-                eval_n=1000, eval_t=None),
-    "images": dict(T=1000, hidden=(512, 512, 512), time_dim=64, epochs=200, batch_size=128,
-                   eval_n=500, eval_t=20),
+    "toy": dict(T=200, denoiser="mlp", hidden=(128, 128, 128), time_dim=32, ema_decay=0.0,
+                epochs=40, batch_size=256, eval_n=1000, eval_t=None),
+    "images": dict(T=1000, denoiser="resmlp", hidden=(512, 512, 512), time_dim=64,
+                   ema_decay=0.999, epochs=200, batch_size=128, eval_n=500, eval_t=20),
 }
 #: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
 TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
@@ -58,8 +60,11 @@ class DiffusionConfig:
                             "Dhariwal's cosine)", SCHEDULES)
     variance: str = _option("beta", "σ_t² of the reverse steps: beta (β_t) or posterior (β̃_t); "
                             "only sampling and the bound use it", VARIANCES)
-    hidden: tuple = _option(None, "hidden widths of the denoiser MLP (default: 128,128,128 for "
-                            "the toys, 512,512,512 for images)")
+    denoiser: str = _option(None, "the denoiser: mlp (time features added to every layer) or "
+                            "resmlp (residual blocks, FiLM time modulation, a skip from x_t) "
+                            "(default: mlp for the toys, resmlp for images)", tuple(DENOISERS))
+    hidden: tuple = _option(None, "hidden widths of the denoiser (resmlp: one width per block) "
+                            "(default: 128,128,128 for the toys, 512,512,512 for images)")
     time_dim: int = _option(None, "dimension of the time embedding, even (default: 32 for the "
                             "toys, 64 for images)")
     activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
@@ -71,12 +76,15 @@ class DiffusionConfig:
     lr: float = _option(1e-3, "Adam learning rate")
     lr_decay: float = _option(0.25, "fraction of the epochs, at the end, over which the "
                               "learning rate falls linearly to 0")
+    ema_decay: float = _option(None, "decay of the moving average of the weights that sampling "
+                               "and evaluation use, 0 for none (default: 0 for the toys, 0.999 "
+                               "for images)")
     seed: int = _option(0, "seeds the initialisation, the steps t and noises ε, the shuffling "
                         "and the toys' training points")
     eval_n: int = _option(None, "test points scored after every epoch (default: 1000 for the "
                           "toys, 500 images; 0: none)")
-    eval_t: int = _option(None, "random steps t per test point of the per-epoch bound "
-                          "(default: all T for the toys, 20 for images)")
+    eval_t: int = _option(None, "steps t per test point of the per-epoch bound, stratified over "
+                          "2..T, besides t = 1 (default: all T for the toys, 20 for images)")
 
     def __post_init__(self):
         self.data = validate.choice("data", self.data, DATA)
@@ -97,6 +105,8 @@ class DiffusionConfig:
         self.n_train = v.positive_int("n_train", self.n_train)
         self.T = v.integer("T", self.T, minimum=2)
         self.hidden = v.hidden(self.hidden)
+        if self.denoiser == "resmlp":
+            resmlp_shapes(1, self.hidden, 2)               # one width repeated, or an error
         self.time_dim = v.integer("time_dim", self.time_dim, minimum=2)
         if self.time_dim % 2:
             raise ValueError(f"time_dim must be even (as many cosines as sines), got "
@@ -106,6 +116,7 @@ class DiffusionConfig:
         self.batch_size = v.positive_int("batch_size", self.batch_size)
         self.lr = v.positive_real("lr", self.lr)
         self.lr_decay = v.probability("lr_decay", self.lr_decay)
+        self.ema_decay = v.real("ema_decay", self.ema_decay, at_least=0, below=1)
         self.seed = v.seed("seed", self.seed)
         self.eval_n = v.nonnegative_int("eval_n", self.eval_n)
         if self.eval_t is not None:
@@ -127,7 +138,8 @@ class DiffusionConfig:
         return dict(x_dim=x_dim, T=self.T, schedule=self.schedule, variance=self.variance,
                     hidden=self.hidden, time_dim=self.time_dim, activation=self.activation,
                     decoder="gaussian" if self.kind == "toy" else "discretized",
-                    dtype=self.dtype, seed=self.seed)
+                    dtype=self.dtype, seed=self.seed, denoiser=self.denoiser,
+                    ema_decay=self.ema_decay)
 
 
 @dataclasses.dataclass

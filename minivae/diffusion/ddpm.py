@@ -8,14 +8,17 @@ bounding the likelihood and sampling, built from the pieces of this package.
     bound = model.bound(x_test)                  # −L_vlb ≤ log p_θ(x_0), nats per example
     x = model.sample(100, sampler="ddim")
 
-The parameters are the denoiser's (denoiser.py) in ``params``, live arrays that an optimizer
-updates in place, as :class:`minivae.IWAE`'s. ``rng`` (the backend's generator) draws the steps
+The parameters are the denoiser's (denoiser.py or resmlp.py) in ``params``, live arrays that an
+optimizer updates in place, as :class:`minivae.IWAE`'s; with ``ema_decay`` > 0 the model also
+keeps their moving average ``ema`` (``update_ema()`` after each step), which sampling and the
+bound then use. ``rng`` (the backend's generator) draws the steps
 t and noises ε of training; evaluation and sampling take their own generators, so that scoring
 a model never changes its training stream.
 """
 from .. import backend, threads, validate
 from ..backend import xp
-from .denoiser import denoiser_backward, denoiser_forward, init_denoiser
+from .denoiser import denoiser_backward, denoiser_forward, denoiser_shapes, init_denoiser
+from .resmlp import init_resmlp, resmlp_backward, resmlp_forward, resmlp_shapes
 from .loss import simple_loss
 from .sampling import SAMPLERS, ancestral_sample, ddim_sample
 from .schedule import Schedule
@@ -23,6 +26,15 @@ from .forward import q_sample
 from .vlb import DECODERS, bits_per_dim, vlb_term, vlb_terms, prior_kl
 
 ACTIVATIONS = ("relu", "tanh", "softplus")
+#: The denoiser architectures: name -> (init, forward, backward, shapes) (denoiser.py,
+#: resmlp.py); each shapes row starts (name, fan_in, fan_out).
+DENOISERS = {"mlp": (init_denoiser, denoiser_forward, denoiser_backward, denoiser_shapes),
+             "resmlp": (init_resmlp, resmlp_forward, resmlp_backward, resmlp_shapes)}
+
+
+def n_denoiser_params(denoiser, x_dim, hidden, time_dim):
+    """The number of parameters of a denoiser (weights and biases), without building it."""
+    return sum((row[1] + 1) * row[2] for row in DENOISERS[denoiser][3](x_dim, hidden, time_dim))
 
 
 class DDPM:
@@ -32,17 +44,25 @@ class DDPM:
     T : number of diffusion steps (latent layers x_1..x_T).
     schedule : "linear" or "cosine" β_t (schedule.py).
     variance : σ_t² of the reverse steps, "beta" (β_t) or "posterior" (β̃_t).
-    hidden, time_dim, activation : the denoiser (denoiser.py): hidden widths, the time
-        embedding's dimension E (even), and the hidden activation.
+    denoiser : "mlp" (denoiser.py, the time features concatenated to every layer's input) or
+        "resmlp" (resmlp.py: residual blocks, FiLM time modulation, a skip from x_t).
+    hidden, time_dim, activation : the denoiser's hidden widths (resmlp: one width repeated
+        once per block), the time embedding's dimension E (even), and the hidden activation.
+    ema_decay : 0 (off) or the decay d of an exponential moving average of the parameters,
+        θ̄ ← d θ̄ + (1 − d) θ after every optimizer step (:meth:`update_ema`); sampling and the
+        bound then use θ̄ (see :attr:`eval_params`).
     decoder : "gaussian" (continuous data, a density) or "discretized" (8-bit data scaled to
         [−1, 1], a probability; samples are then clipped to [−1, 1]).
     dtype : "float32" or "float64" (gradient checks). seed : initialisation and ``rng``.
     """
 
     def __init__(self, x_dim, T=1000, schedule="linear", variance="beta", hidden=(256, 256),
-                 time_dim=64, activation="relu", decoder="gaussian", dtype="float32", seed=0):
+                 time_dim=64, activation="relu", decoder="gaussian", dtype="float32", seed=0,
+                 denoiser="mlp", ema_decay=0.0):
         self.x_dim = validate.positive_int("x_dim", x_dim)
         self.hidden = validate.hidden(hidden)
+        self.denoiser = validate.choice("denoiser", denoiser, DENOISERS)
+        self.ema_decay = validate.real("ema_decay", ema_decay, at_least=0, below=1)
         self.time_dim = validate.integer("time_dim", time_dim, minimum=2)
         if self.time_dim % 2:
             raise ValueError(f"time_dim must be even (as many cosines as sines), got {time_dim}")
@@ -51,7 +71,9 @@ class DDPM:
         self.dtype = validate.dtype(dtype)
         self.schedule = Schedule(T, schedule, variance)
         self.seed = validate.seed("seed", seed)
-        self.params = init_denoiser(self.x_dim, self.hidden, self.time_dim, seed, self.dtype)
+        init, self._forward, self._backward, _ = DENOISERS[self.denoiser]
+        self.params = init(self.x_dim, self.hidden, self.time_dim, seed, self.dtype)
+        self.ema = {n: p.copy() for n, p in self.params.items()} if self.ema_decay else None
         self.rng = backend.default_rng(seed)
 
     @property
@@ -69,7 +91,8 @@ class DDPM:
         return {"x_dim": self.x_dim, "T": self.T, "schedule": self.schedule.kind,
                 "variance": self.schedule.variance, "hidden": list(self.hidden),
                 "time_dim": self.time_dim, "activation": self.activation,
-                "decoder": self.decoder, "dtype": self.dtype, "seed": self.seed}
+                "decoder": self.decoder, "dtype": self.dtype, "seed": self.seed,
+                "denoiser": self.denoiser, "ema_decay": self.ema_decay}
 
     @property
     def n_params(self):
@@ -79,9 +102,31 @@ class DDPM:
         return "DDPM(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
 
     # ------------------------------------------------------------------ the denoiser
+    @property
+    def eval_params(self):
+        """The parameters that sampling and the bound use: the moving average θ̄ when the
+        model keeps one, else the trained θ itself. Training differentiates θ (``params``)."""
+        return self.params if self.ema is None else self.ema
+
     def predict_eps(self, xt, t):
-        """ε̂ = ε_θ(x_t, t): xt (N, D), t (N,) ints in 1..T -> (N, D)."""
-        return denoiser_forward(xt, t, self.params, self.activation)[0]
+        """ε̂ = ε_θ̄(x_t, t) with :attr:`eval_params`: xt (N, D), t (N,) ints in 1..T -> (N, D)."""
+        return self._forward(xt, t, self.eval_params, self.activation)[0]
+
+    def update_ema(self):
+        """θ̄ ← d θ̄ + (1 − d) θ, in place (after each optimizer step; nothing when d = 0).
+
+        An average of the last ~1/(1 − d) steps' parameters (1,000 for d = 0.999): the SGD
+        noise of single iterates averages out, which DDPMs' samples are sensitive to (Ho et al.
+        sample from an average with d = 0.9999; Polyak & Juditsky 1992 for why averaging
+        iterates helps).
+        """
+        if self.ema is None:
+            return
+        d = self.ema_decay
+        for name, p in self.params.items():
+            avg = self.ema[name]
+            avg *= d
+            avg += (1 - d) * p
 
     def _check_x(self, x0):
         x0 = validate.finite_real_array("x", backend.asarray(x0), self.dtype)
@@ -111,10 +156,10 @@ class DDPM:
         if eps is None:
             eps = self.rng.standard_normal(x0.shape, dtype=self.dtype)
         xt = q_sample(x0, t, eps, self.schedule)                        # (N, D)
-        eps_hat, cache = denoiser_forward(xt, t, self.params, self.activation)
+        eps_hat, cache = self._forward(xt, t, self.params, self.activation)
         loss, deps_hat = simple_loss(eps_hat, eps)
         grads = {}
-        denoiser_backward(sign * deps_hat, cache, grads)
+        self._backward(sign * deps_hat, cache, grads)
         return sign * loss, grads
 
     # ------------------------------------------------------------------ the bound
@@ -128,8 +173,10 @@ class DDPM:
         """−L_vlb(x_0) ≤ log p_θ(x_0) per example, in nats (N,).
 
         n_t None sums all T terms (T evaluations of the denoiser). An int n_t estimates the
-        sum over t without bias from n_t uniform draws of t per example (T · the mean of the
-        drawn terms), for cheap monitoring. rng defaults to a generator seeded with 0.
+        sum without bias from n_t + 1 evaluations: the decoder term L_0 (t = 1) always — for
+        8-bit images it is most of the bound, and a random draw would rarely hit it — plus a
+        stratified draw over t = 2..T (:meth:`_sampled_terms`), for cheap monitoring. rng
+        defaults to a generator seeded with 0.
         """
         x0 = self._check_x(x0)
         rng = backend.default_rng(0) if rng is None else rng
@@ -139,13 +186,24 @@ class DDPM:
 
     @threads.limited                  # BLAS threads by minivae's policy (minivae.threads)
     def _sampled_terms(self, x0, rng, n_t):
-        """L_T + T · (the mean of n_t terms at uniform random steps t), (N,)."""
-        total = prior_kl(x0, self.schedule)
-        for _ in range(n_t):
-            t = (rng.random(x0.shape[0], dtype=xp.float64) * self.T).astype(xp.int64) + 1
+        """L_T + L_0 + Σ_s |S_s| · L_{t_s − 1}, (N,): the steps 2..T cut into n_t strata S_s of
+        (nearly) equal size, one t_s uniform in each, per example. Each stratum's term is an
+        unbiased estimate of its sum, and the strata's estimates are independent, so the
+        variance is that of a draw within a stratum, not across all steps (stratified
+        sampling; with n_t ≥ T − 1 every step is its own stratum: all terms, once each)."""
+        n = x0.shape[0]
+        first = xp.ones(n, dtype=xp.int64)
+        total = prior_kl(x0, self.schedule) + vlb_term(
+            self.predict_eps, x0, first, rng.standard_normal(x0.shape, dtype=self.dtype),
+            self.schedule, self.decoder)
+        edges = [round(2 + s * (self.T - 1) / n_t) for s in range(n_t + 1)]
+        for lo, hi in zip(edges[:-1], edges[1:]):            # the stratum lo..hi − 1
+            if hi == lo:
+                continue                                     # n_t > T − 1: empty strata
+            t = (rng.random(n, dtype=xp.float64) * (hi - lo)).astype(xp.int64) + lo
             eps = rng.standard_normal(x0.shape, dtype=self.dtype)
-            total = total + (self.T / n_t) * vlb_term(self.predict_eps, x0, t, eps,
-                                                      self.schedule, self.decoder)
+            total = total + (hi - lo) * vlb_term(self.predict_eps, x0, t, eps, self.schedule,
+                                                 self.decoder)
         return total
 
     def bits_per_dim(self, x0, rng=None, n_t=None):

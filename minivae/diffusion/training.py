@@ -85,8 +85,9 @@ class DiffusionRun:
         plots.save_diffusion_curves(rows, path)
 
     def train_epoch(self, x_train, on_progress=None):
-        """One shuffled pass of Adam on −L_simple through :func:`minivae.train.train_epoch`;
-        returns the epoch's mean L_simple (as the objective's mean, negated back)."""
+        """One shuffled pass of Adam on −L_simple through :func:`minivae.train.train_epoch`,
+        updating the moving average of the weights after every step (when the model keeps
+        one); returns the epoch's mean L_simple (as the objective's mean, negated back)."""
         from ..train import CHECK_EVERY, Diverged, train_epoch
         cfg, model = self.config, self.model
         self.optimizer.lr = cfg.learning_rate(self.epoch)
@@ -103,13 +104,15 @@ class DiffusionRun:
             # Read the running loss mid-epoch only when someone watches (a sync each time).
             watched = on_progress is not None
             return -train_epoch(objective, self.optimizer, batches,
-                                CHECK_EVERY if watched else None, progress if watched else None)
+                                CHECK_EVERY if watched else None, progress if watched else None,
+                                on_step=lambda step: model.update_ema())
         except Diverged as e:
             raise Diverged(f"{e} in epoch {self.epoch + 1}") from None
 
     def test_bound(self, x_test):
         """The mean test bound −L_vlb (nats per example) on ``eval_n`` points spread over the
-        test set, estimated with ``eval_t`` random steps each (None when eval_n = 0)."""
+        test set, estimated from t = 1 and ``eval_t`` stratified steps each (None when
+        eval_n = 0)."""
         n = self.n_test(len(x_test))
         if n == 0:
             return None

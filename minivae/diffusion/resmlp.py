@@ -1,0 +1,137 @@
+"""A residual, time-modulated MLP denoiser ε_θ(x_t, t): the MNIST default.
+
+The plain MLP (denoiser.py) hears t only as extra inputs added into each layer; on images it
+learns to "guess the digit" at large t but barely removes small noise (L_simple ≈ 1 at t = 1:
+it predicts ε̂ ≈ 0 there), and the noise of the last steps stays in the samples as speckle.
+Removing small noise needs two things the plain MLP lacks: a path along which x_t reaches the
+output nearly unchanged (ε ≈ (x_t − x_0)/√(1 − ᾱ_t) is almost a per-pixel affine function of
+x_t when t is small), and gains that change with t by a factor of a hundred (1/√(1 − ᾱ_t) is
+100 at t = 1 and 1 at t = T). Hence:
+
+    φ = time_embedding(t)                           (N, E)   sinusoidal features (embedding.py)
+    e = act(φ W_time + b_time)                      (N, E)   learned time features
+    h_0 = x_t W_in + b_in                           (N, H)   the residual stream
+    for each block i = 0..B−1:
+        a_i = act(h_i) W_{i.0} + b_{i.0}            (N, H)
+        [γ_i, β_i] = e W_{i.film} + b_{i.film}      (N, 2H)  FiLM: a scale and a shift per unit
+        u_i = a_i ⊙ (1 + γ_i) + β_i                 (N, H)   (Perez et al. 2018)
+        h_{i+1} = h_i + act(u_i) W_{i.1} + b_{i.1}  (N, H)   residual: h_i passes on unchanged
+    g = e W_skip + b_skip                           (N, D)   a gain per pixel and per t
+    ε̂ = act(h_B) W_out + b_out + g ⊙ x_t           (N, D)   the skip from the input
+
+- the residual blocks (pre-activation, He et al. 2016) give x_t an identity path through the
+  depth; the FiLM scale (1 + γ_i) lets each block turn its gain up or down with t;
+- the skip g ⊙ x_t makes the small-t part easy: for a background pixel (x_0 = −1) the answer
+  is ε = (x_t + √ᾱ_t)/√(1 − ᾱ_t), a gain and a shift that depend on t only.
+
+Initialisation: Glorot-uniform for W_time, W_in, W_{i.0}, W_out; zeros for each block's last
+layer W_{i.1}, the FiLM maps and the skip (and all biases), so a fresh network is the plain
+MLP act(x_t W_in + b_in) W_out and every block starts as the identity (Goyal et al. 2017's
+"zero the last layer of each residual branch", which lets the stream's scale grow only as
+training asks for it).
+
+Parameters (a dict, as the VAE's): ``time.W`` (E, E), ``in.W`` (D, H), ``block.{i}.0.W``
+(H, H), ``block.{i}.film.W`` (E, 2H), ``block.{i}.1.W`` (H, H), ``out.W`` (H, D),
+``skip.W`` (E, D), each with its ``.b``. ``hidden`` = (H,) · B: the stream's width, once per
+block.
+"""
+import math
+
+import numpy
+
+from .. import backend
+from ..backend import xp
+from ..layers import ACTIVATIONS, affine_backward, affine_forward
+from .embedding import time_embedding_backward, time_embedding_forward
+
+
+def resmlp_shapes(x_dim, hidden, time_dim):
+    """(name, fan_in, fan_out, init) of every affine map, init "glorot" or "zero"."""
+    if not hidden or len(set(hidden)) != 1:
+        raise ValueError(f"the residual denoiser needs one width repeated once per block, "
+                         f"e.g. hidden=(512, 512, 512); got {tuple(hidden)}")
+    H, E, D = hidden[0], time_dim, x_dim
+    shapes = [("time", E, E, "glorot"), ("in", D, H, "glorot")]
+    for i in range(len(hidden)):
+        shapes += [(f"block.{i}.0", H, H, "glorot"), (f"block.{i}.film", E, 2 * H, "zero"),
+                   (f"block.{i}.1", H, H, "zero")]
+    return shapes + [("out", H, D, "glorot"), ("skip", E, D, "zero")]
+
+
+def init_resmlp(x_dim, hidden, time_dim, seed, dtype):
+    """The initialisation above, drawn on the host with NumPy (both backends start alike)."""
+    rng = numpy.random.default_rng([seed, 0xD1FF])
+    params = {}
+    for name, fan_in, fan_out, init in resmlp_shapes(x_dim, hidden, time_dim):
+        a = math.sqrt(6.0 / (fan_in + fan_out)) if init == "glorot" else 0.0
+        params[f"{name}.W"] = backend.asarray(rng.uniform(-a, a, (fan_in, fan_out)), dtype=dtype)
+        params[f"{name}.b"] = xp.zeros(fan_out, dtype=dtype)
+    return params
+
+
+def resmlp_forward(x, t, params, activation="relu"):
+    """ε̂ = ε_θ(x_t, t). x: (N, D), t: (N,) (integers or reals) -> eps_hat: (N, D); cache."""
+    act_forward, _ = ACTIVATIONS[activation]
+    n_blocks = sum(1 for name in params if name.endswith(".film.W"))
+    phi, emb_cache = time_embedding_forward(xp.asarray(t, dtype=x.dtype),
+                                            params["time.W"].shape[0])
+    a, time_cache = affine_forward(phi, params["time.W"], params["time.b"])
+    e, e_act = act_forward(a)                                            # (N, E)
+    h, in_cache = affine_forward(x, params["in.W"], params["in.b"])      # (N, H)
+    blocks = []
+    for i in range(n_blocks):
+        p = f"block.{i}"
+        r, r_act = act_forward(h)
+        a, c0 = affine_forward(r, params[f"{p}.0.W"], params[f"{p}.0.b"])
+        s, c_film = affine_forward(e, params[f"{p}.film.W"], params[f"{p}.film.b"])
+        width = a.shape[1]
+        scale = 1 + s[:, :width]                                         # 1 + γ_i
+        u = a * scale + s[:, width:]
+        v, v_act = act_forward(u)
+        f, c1 = affine_forward(v, params[f"{p}.1.W"], params[f"{p}.1.b"])
+        h = h + f                                                        # (N, H)
+        blocks.append((r_act, c0, c_film, a, scale, v_act, c1))
+    r, r_act = act_forward(h)
+    out, out_cache = affine_forward(r, params["out.W"], params["out.b"])
+    g, skip_cache = affine_forward(e, params["skip.W"], params["skip.b"])
+    out += g * x
+    return out, (activation, emb_cache, time_cache, e_act, in_cache, blocks, r_act, out_cache,
+                 skip_cache, x, g)
+
+
+def resmlp_backward(deps, cache, grads):
+    """Backward of :func:`resmlp_forward`, the forward read bottom to top.
+
+    deps: (N, D) = ∂L/∂ε̂. The rules, besides the affine maps' and activations':
+
+    - skip, ε̂ = … + g ⊙ x:      ∂L/∂g = deps ⊙ x,   ∂L/∂x gets deps ⊙ g;
+    - FiLM, u = a ⊙ (1 + γ) + β:  ∂L/∂a = du ⊙ (1 + γ),  ∂L/∂γ = du ⊙ a,  ∂L/∂β = du;
+    - residual, h_{i+1} = h_i + f(h_i):  ∂L/∂h_i = ∂L/∂h_{i+1} + (∂f/∂h_i)ᵀ ∂L/∂h_{i+1}
+      (the identity passes the gradient down unchanged, the branch adds its own);
+    - e feeds every FiLM map and the skip: ∂L/∂e is the sum of their contributions, then flows
+      through the time layer and the embedding.
+
+    Adds ∂L/∂W, ∂L/∂b of every affine map into ``grads``; returns (∂L/∂x_t (N, D),
+    ∂L/∂t (N,)).
+    """
+    (activation, emb_cache, time_cache, e_act, in_cache, blocks, r_act, out_cache,
+     skip_cache, x, g) = cache
+    _, act_backward = ACTIVATIONS[activation]
+    dx = deps * g
+    de, grads["skip.W"], grads["skip.b"] = affine_backward(deps * x, skip_cache)
+    dr, grads["out.W"], grads["out.b"] = affine_backward(deps, out_cache)
+    dh = act_backward(dr, r_act)
+    for i in reversed(range(len(blocks))):
+        p = f"block.{i}"
+        r_act_i, c0, c_film, a, scale, v_act, c1 = blocks[i]
+        dv, grads[f"{p}.1.W"], grads[f"{p}.1.b"] = affine_backward(dh, c1)
+        du = act_backward(dv, v_act)
+        ds = xp.concatenate([du * a, du], axis=1)                        # [∂L/∂γ, ∂L/∂β]
+        de_i, grads[f"{p}.film.W"], grads[f"{p}.film.b"] = affine_backward(ds, c_film)
+        de = de + de_i
+        dr, grads[f"{p}.0.W"], grads[f"{p}.0.b"] = affine_backward(du * scale, c0)
+        dh = dh + act_backward(dr, r_act_i)
+    dx_in, grads["in.W"], grads["in.b"] = affine_backward(dh, in_cache)
+    da = act_backward(de, e_act)
+    dphi, grads["time.W"], grads["time.b"] = affine_backward(da, time_cache)
+    return dx + dx_in, time_embedding_backward(dphi, emb_cache)
