@@ -36,7 +36,7 @@ PRESETS = {
     "toy": dict(T=200, denoiser="mlp", hidden=(128, 128, 128), time_dim=32, ema_decay=0.0,
                 epochs=40, batch_size=256, eval_n=1000, eval_t=None),
     "images": dict(T=1000, denoiser="resmlp", hidden=(512, 512, 512), time_dim=64,
-                   ema_decay=0.999, epochs=200, batch_size=128, eval_n=500, eval_t=20),
+                   ema_decay=0.999, epochs=300, batch_size=128, eval_n=200, eval_t=10),
 }
 #: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
 TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
@@ -70,7 +70,7 @@ class DiffusionConfig:
     activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
     dtype: str = _option("float32", "floating point type", validate.FLOAT_DTYPES)
     epochs: int = _option(None, "passes over the training data (default: 40 for the toys, "
-                          "200 for images)")
+                          "300 for images)")
     batch_size: int = _option(None, "minibatch size (default: 256 for the toys, 128 for "
                               "images)")
     lr: float = _option(1e-3, "Adam learning rate")
@@ -82,9 +82,9 @@ class DiffusionConfig:
     seed: int = _option(0, "seeds the initialisation, the steps t and noises ε, the shuffling "
                         "and the toys' training points")
     eval_n: int = _option(None, "test points scored after every epoch (default: 1000 for the "
-                          "toys, 500 images; 0: none)")
+                          "toys, 200 images; 0: none)")
     eval_t: int = _option(None, "steps t per test point of the per-epoch bound, stratified over "
-                          "2..T, besides t = 1 (default: all T for the toys, 20 for images)")
+                          "2..T, besides t = 1 (default: all T for the toys, 10 for images)")
 
     def __post_init__(self):
         self.data = validate.choice("data", self.data, DATA)
