@@ -320,7 +320,9 @@ class Checkpoint:
         denoiser = self._field(lambda name, v: validate.choice(name, v, DENOISERS),
                                "model.config.denoiser", config.get("denoiser", "mlp"))
         try:
-            n = n_denoiser_params(denoiser, x_dim, hidden, time_dim)
+            n = n_denoiser_params(denoiser, x_dim, hidden, time_dim,
+                                  self._field(validate.nonnegative_int, "model.config.local",
+                                              config.get("local", 0)))
         except ValueError as e:
             self._fail(f"bad model configuration ({e})")
         copies = 2 if config.get("ema_decay") else 1             # θ and its average θ̄

@@ -359,18 +359,21 @@ def test_config_rebuilds_the_model(denoiser):
         assert np.array_equal(np_(model.params[n]), np_(clone.params[n]))
 
 
-def test_resmlp_starts_as_a_plain_mlp_and_needs_one_width():
-    """Zero-initialised residual branches, FiLM maps and skip: a fresh resmlp computes
-    act(x W_in + b_in) W_out + b_out, whatever t is."""
-    model = DDPM(x_dim=3, T=12, hidden=(5, 5), time_dim=4, dtype="float64", denoiser="resmlp")
+@pytest.mark.parametrize("local", [0, 3])
+def test_resmlp_starts_as_a_plain_mlp_and_needs_one_width(local):
+    """Zero-initialised residual branches, FiLM maps, skip and local output: a fresh resmlp
+    computes act(x W_in + b_in) W_out + b_out, whatever t is."""
+    model = DDPM(x_dim=9, T=12, hidden=(5, 5), time_dim=4, dtype="float64", denoiser="resmlp",
+                 local=local)
     p = {n: np_(v) for n, v in model.params.items()}
-    x = np.random.default_rng(0).standard_normal((4, 3))
+    x = np.random.default_rng(0).standard_normal((4, 9))
     want = np.maximum(x @ p["in.W"] + p["in.b"], 0) @ p["out.W"] + p["out.b"]
     for t in (1, 12):
         assert np.allclose(np_(model.predict_eps(dev(x), ts([t] * 4))), want, atol=1e-12)
-    with pytest.raises(ValueError, match="one width") as e:
-        DDPM(x_dim=3, hidden=(5, 4), denoiser="resmlp")
-    assert "\n" not in str(e.value)
+    for bad, match in ((dict(hidden=(5, 4)), "one width"), (dict(x_dim=8, local=2), "square")):
+        with pytest.raises(ValueError, match=match) as e:
+            DDPM(**dict(dict(x_dim=9, denoiser="resmlp"), **bad))
+        assert "\n" not in str(e.value)
 
 
 def test_ema_averages_the_steps_and_is_what_sampling_and_the_bound_use():

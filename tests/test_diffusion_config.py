@@ -20,7 +20,11 @@ def test_defaults_follow_the_kind_of_data():
                                  dict(time_dim=7), dict(lr=0.0), dict(lr_decay=1.5),
                                  dict(epochs=-1), dict(batch_size=0), dict(schedule="sigmoid"),
                                  dict(variance="learned"), dict(downsample=3), dict(dtype="int8"),
-                                 dict(eval_t=0), dict(seed=-1), dict(activation="gelu")])
+                                 dict(eval_t=0), dict(seed=-1), dict(activation="gelu"),
+                                 dict(ema_decay=1.0), dict(denoiser="unet"),
+                                 dict(data="mnist-subset", hidden=(8, 4)),
+                                 dict(data="mnist-subset", denoiser="mlp", local=8),
+                                 dict(local=8), dict(data="mnist-subset", local=-1)])
 def test_bad_options_are_one_line_value_errors(bad):
     with pytest.raises(ValueError) as e:
         DiffusionConfig(**bad)

@@ -10,6 +10,7 @@ kind the IWAE chapter teaches. Read the files in this order:
     embedding.py  the sinusoidal time embedding φ(t), forward and backward
     denoiser.py   ε_θ(x_t, t): the project's MLP layers reading x_t and φ(t)
     resmlp.py     ε_θ(x_t, t) for images: residual blocks, FiLM time modulation, a skip
+    local.py      its local branch: a small convolutional net as an MLP on 5 × 5 patches
     loss.py       L_simple = ‖ε − ε_θ(x_t, t)‖² and its gradient
     vlb.py        the full bound L_vlb (nats, bits/dim); Gaussian and 8-bit decoders
     sampling.py   ancestral sampling; deterministic DDIM

@@ -33,10 +33,11 @@ from .toydata import TOYS
 
 DATA = TOYS + mnist_data.DATASETS
 PRESETS = {
-    "toy": dict(T=200, denoiser="mlp", hidden=(128, 128, 128), time_dim=32, ema_decay=0.0,
+    "toy": dict(T=200, denoiser="mlp", local=0, hidden=(128, 128, 128), time_dim=32,
+                ema_decay=0.0,
                 epochs=40, batch_size=256, eval_n=1000, eval_t=None),
-    "images": dict(T=1000, denoiser="resmlp", hidden=(512, 512, 512), time_dim=64,
-                   ema_decay=0.999, epochs=300, batch_size=128, eval_n=200, eval_t=10),
+    "images": dict(T=1000, denoiser="resmlp", local=64, hidden=(512, 512, 512), time_dim=64,
+                   ema_decay=0.999, epochs=200, batch_size=128, eval_n=200, eval_t=10),
 }
 #: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
 TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
@@ -63,6 +64,9 @@ class DiffusionConfig:
     denoiser: str = _option(None, "the denoiser: mlp (time features added to every layer) or "
                             "resmlp (residual blocks, FiLM time modulation, a skip from x_t) "
                             "(default: mlp for the toys, resmlp for images)", tuple(DENOISERS))
+    local: int = _option(None, "channels of the resmlp's local branch (a small convolutional net "
+                         "on each pixel's 5 x 5 neighbourhood), 0 for none (default: 0 for the "
+                         "toys, 64 for images)")
     hidden: tuple = _option(None, "hidden widths of the denoiser (resmlp: one width per block) "
                             "(default: 128,128,128 for the toys, 512,512,512 for images)")
     time_dim: int = _option(None, "dimension of the time embedding, even (default: 32 for the "
@@ -70,7 +74,7 @@ class DiffusionConfig:
     activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
     dtype: str = _option("float32", "floating point type", validate.FLOAT_DTYPES)
     epochs: int = _option(None, "passes over the training data (default: 40 for the toys, "
-                          "300 for images)")
+                          "200 for images)")
     batch_size: int = _option(None, "minibatch size (default: 256 for the toys, 128 for "
                               "images)")
     lr: float = _option(1e-3, "Adam learning rate")
@@ -105,8 +109,14 @@ class DiffusionConfig:
         self.n_train = v.positive_int("n_train", self.n_train)
         self.T = v.integer("T", self.T, minimum=2)
         self.hidden = v.hidden(self.hidden)
+        self.local = v.nonnegative_int("local", self.local)
         if self.denoiser == "resmlp":
             resmlp_shapes(1, self.hidden, 2)               # one width repeated, or an error
+        elif self.local:
+            raise ValueError(f"local: the local branch is part of the resmlp denoiser, not of "
+                             f"{self.denoiser}")
+        if self.local and self.kind == "toy":
+            raise ValueError("local: the local branch is for images, not 2-D points")
         self.time_dim = v.integer("time_dim", self.time_dim, minimum=2)
         if self.time_dim % 2:
             raise ValueError(f"time_dim must be even (as many cosines as sines), got "
@@ -139,7 +149,7 @@ class DiffusionConfig:
                     hidden=self.hidden, time_dim=self.time_dim, activation=self.activation,
                     decoder="gaussian" if self.kind == "toy" else "discretized",
                     dtype=self.dtype, seed=self.seed, denoiser=self.denoiser,
-                    ema_decay=self.ema_decay)
+                    ema_decay=self.ema_decay, local=self.local)
 
 
 @dataclasses.dataclass

@@ -32,9 +32,11 @@ DENOISERS = {"mlp": (init_denoiser, denoiser_forward, denoiser_backward, denoise
              "resmlp": (init_resmlp, resmlp_forward, resmlp_backward, resmlp_shapes)}
 
 
-def n_denoiser_params(denoiser, x_dim, hidden, time_dim):
+def n_denoiser_params(denoiser, x_dim, hidden, time_dim, local=0):
     """The number of parameters of a denoiser (weights and biases), without building it."""
-    return sum((row[1] + 1) * row[2] for row in DENOISERS[denoiser][3](x_dim, hidden, time_dim))
+    extra = {"local": local} if local else {}
+    return sum((row[1] + 1) * row[2]
+               for row in DENOISERS[denoiser][3](x_dim, hidden, time_dim, **extra))
 
 
 class DDPM:
@@ -46,6 +48,8 @@ class DDPM:
     variance : σ_t² of the reverse steps, "beta" (β_t) or "posterior" (β̃_t).
     denoiser : "mlp" (denoiser.py, the time features concatenated to every layer's input) or
         "resmlp" (resmlp.py: residual blocks, FiLM time modulation, a skip from x_t).
+    local : the channels C of the resmlp's local branch (local.py: a small convolutional net on
+        each pixel's 5 × 5 neighbourhood, for square images), 0 for none.
     hidden, time_dim, activation : the denoiser's hidden widths (resmlp: one width repeated
         once per block), the time embedding's dimension E (even), and the hidden activation.
     ema_decay : 0 (off) or the decay d of an exponential moving average of the parameters,
@@ -58,11 +62,15 @@ class DDPM:
 
     def __init__(self, x_dim, T=1000, schedule="linear", variance="beta", hidden=(256, 256),
                  time_dim=64, activation="relu", decoder="gaussian", dtype="float32", seed=0,
-                 denoiser="mlp", ema_decay=0.0):
+                 denoiser="mlp", ema_decay=0.0, local=0):
         self.x_dim = validate.positive_int("x_dim", x_dim)
         self.hidden = validate.hidden(hidden)
         self.denoiser = validate.choice("denoiser", denoiser, DENOISERS)
         self.ema_decay = validate.real("ema_decay", ema_decay, at_least=0, below=1)
+        self.local = validate.nonnegative_int("local", local)
+        if self.local and self.denoiser != "resmlp":
+            raise ValueError(f"local: the local branch is part of the resmlp denoiser, not "
+                             f"of {self.denoiser}")
         self.time_dim = validate.integer("time_dim", time_dim, minimum=2)
         if self.time_dim % 2:
             raise ValueError(f"time_dim must be even (as many cosines as sines), got {time_dim}")
@@ -72,7 +80,8 @@ class DDPM:
         self.schedule = Schedule(T, schedule, variance)
         self.seed = validate.seed("seed", seed)
         init, self._forward, self._backward, _ = DENOISERS[self.denoiser]
-        self.params = init(self.x_dim, self.hidden, self.time_dim, seed, self.dtype)
+        self.params = init(self.x_dim, self.hidden, self.time_dim, seed, self.dtype,
+                           **({"local": self.local} if self.local else {}))
         self.ema = {n: p.copy() for n, p in self.params.items()} if self.ema_decay else None
         self.rng = backend.default_rng(seed)
 
@@ -92,7 +101,7 @@ class DDPM:
                 "variance": self.schedule.variance, "hidden": list(self.hidden),
                 "time_dim": self.time_dim, "activation": self.activation,
                 "decoder": self.decoder, "dtype": self.dtype, "seed": self.seed,
-                "denoiser": self.denoiser, "ema_decay": self.ema_decay}
+                "denoiser": self.denoiser, "ema_decay": self.ema_decay, "local": self.local}
 
     @property
     def n_params(self):

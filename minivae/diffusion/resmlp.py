@@ -43,10 +43,12 @@ from .. import backend
 from ..backend import xp
 from ..layers import ACTIVATIONS, affine_backward, affine_forward
 from .embedding import time_embedding_backward, time_embedding_forward
+from .local import image_side, local_backward, local_forward, local_shapes
 
 
-def resmlp_shapes(x_dim, hidden, time_dim):
-    """(name, fan_in, fan_out, init) of every affine map, init "glorot" or "zero"."""
+def resmlp_shapes(x_dim, hidden, time_dim, local=0):
+    """(name, fan_in, fan_out, init) of every affine map, init "glorot" or "zero"; ``local``
+    > 0 adds the local branch of that many channels (local.py; square images only)."""
     if not hidden or len(set(hidden)) != 1:
         raise ValueError(f"the residual denoiser needs one width repeated once per block, "
                          f"e.g. hidden=(512, 512, 512); got {tuple(hidden)}")
@@ -55,14 +57,18 @@ def resmlp_shapes(x_dim, hidden, time_dim):
     for i in range(len(hidden)):
         shapes += [(f"block.{i}.0", H, H, "glorot"), (f"block.{i}.film", E, 2 * H, "zero"),
                    (f"block.{i}.1", H, H, "zero")]
-    return shapes + [("out", H, D, "glorot"), ("skip", E, D, "zero")]
+    shapes += [("out", H, D, "glorot"), ("skip", E, D, "zero")]
+    if local:
+        image_side(x_dim)
+        shapes += local_shapes(E, local)
+    return shapes
 
 
-def init_resmlp(x_dim, hidden, time_dim, seed, dtype):
+def init_resmlp(x_dim, hidden, time_dim, seed, dtype, local=0):
     """The initialisation above, drawn on the host with NumPy (both backends start alike)."""
     rng = numpy.random.default_rng([seed, 0xD1FF])
     params = {}
-    for name, fan_in, fan_out, init in resmlp_shapes(x_dim, hidden, time_dim):
+    for name, fan_in, fan_out, init in resmlp_shapes(x_dim, hidden, time_dim, local):
         a = math.sqrt(6.0 / (fan_in + fan_out)) if init == "glorot" else 0.0
         params[f"{name}.W"] = backend.asarray(rng.uniform(-a, a, (fan_in, fan_out)), dtype=dtype)
         params[f"{name}.b"] = xp.zeros(fan_out, dtype=dtype)
@@ -95,8 +101,12 @@ def resmlp_forward(x, t, params, activation="relu"):
     out, out_cache = affine_forward(r, params["out.W"], params["out.b"])
     g, skip_cache = affine_forward(e, params["skip.W"], params["skip.b"])
     out += g * x
+    local_cache = None
+    if "local.patch.W" in params:
+        o, local_cache = local_forward(x, e, params, activation)
+        out += o
     return out, (activation, emb_cache, time_cache, e_act, in_cache, blocks, r_act, out_cache,
-                 skip_cache, x, g)
+                 skip_cache, x, g, local_cache)
 
 
 def resmlp_backward(deps, cache, grads):
@@ -115,10 +125,13 @@ def resmlp_backward(deps, cache, grads):
     ∂L/∂t (N,)).
     """
     (activation, emb_cache, time_cache, e_act, in_cache, blocks, r_act, out_cache,
-     skip_cache, x, g) = cache
+     skip_cache, x, g, local_cache) = cache
     _, act_backward = ACTIVATIONS[activation]
     dx = deps * g
     de, grads["skip.W"], grads["skip.b"] = affine_backward(deps * x, skip_cache)
+    if local_cache is not None:                      # the local branch adds to ε̂: same deps
+        dx_local, de_local = local_backward(deps, local_cache, grads)
+        dx, de = dx + dx_local, de + de_local
     dr, grads["out.W"], grads["out.b"] = affine_backward(deps, out_cache)
     dh = act_backward(dr, r_act)
     for i in reversed(range(len(blocks))):

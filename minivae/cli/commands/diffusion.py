@@ -18,8 +18,8 @@ import argparse
 from .. import options
 
 GROUPS = (("data", ("data", "data_dir", "downsample", "n_train")),
-          ("model", ("T", "schedule", "variance", "denoiser", "hidden", "time_dim", "activation",
-                     "dtype")),
+          ("model", ("T", "schedule", "variance", "denoiser", "hidden", "local", "time_dim",
+                     "activation", "dtype")),
           ("optimisation", ("epochs", "batch_size", "lr", "lr_decay", "ema_decay", "seed")),
           ("monitoring", ("eval_n", "eval_t")))
 
@@ -27,7 +27,7 @@ GROUPS = (("data", ("data", "data_dir", "downsample", "n_train")),
 #: argparse types of DiffusionConfig's fields beside the shared ones (options._TYPES).
 TYPES = {"downsample": int, "n_train": options.positive_int, "T": options.positive_int,
          "time_dim": options.positive_int, "lr_decay": options.probability,
-         "ema_decay": options.probability,
+         "ema_decay": options.probability, "local": options.nonnegative_int,
          "eval_t": options.positive_int}
 
 

@@ -1,0 +1,111 @@
+"""A local branch for the image denoiser: a small convolutional net, written as an MLP applied
+to every pixel's k × k neighbourhood (resmlp.py adds its output to the global network's).
+
+A dense network sees all 196 pixels at once and has to learn from scratch that neighbouring
+pixels go together; what it learns is noisy, and its samples are speckled. A convolution
+builds that in: the same small function of a pixel's neighbourhood at every position. Here:
+
+    P = patches(x_t)                        (N·S, k²)  each pixel's k × k neighbourhood
+    a = act(P W_patch + b_patch             (N·S, C)   e (N, E): the image's time features,
+            + e W_time + b_time)                       the same for each of its S pixels
+    z = act(a W_hidden + b_hidden)          (N·S, C)
+    o = z W_out + b_out                     (N·S, 1) -> (N, S)  added to ε̂
+
+with S = side² pixels. That is a k × k convolution with C channels followed by two 1 × 1
+convolutions, zero-padded at the border ("same" size), and no new kind of layer: the first is
+an affine map of the patches, the others affine maps of each pixel's features.
+
+**patches as a fixed linear map.** Gathering the neighbourhoods is linear in x: P = x M with a
+constant 0/1 matrix M (S, S · k²), M[j, s k² + m] = 1 when pixel j is the m-th neighbour of
+pixel s (none for a neighbour outside the image: zero padding). So its backward is the
+transpose, ∂L/∂x = (∂L/∂P) Mᵀ — a "convolution's backward" without index bookkeeping, one
+matrix product on either backend.
+"""
+import functools
+import math
+
+import numpy
+
+from .. import backend
+from ..backend import xp
+from ..layers import ACTIVATIONS, affine_backward, affine_forward
+
+KERNEL = 5
+
+
+@functools.lru_cache(maxsize=8)
+def _patch_matrix_host(side, k):
+    """M (S, S·k²) on the host, float64 (see the module docstring)."""
+    S, r = side * side, k // 2
+    M = numpy.zeros((S, S * k * k))
+    for row in range(side):
+        for col in range(side):
+            for m in range(k * k):
+                i, j = row + m // k - r, col + m % k - r
+                if 0 <= i < side and 0 <= j < side:
+                    M[i * side + j, (row * side + col) * k * k + m] = 1.0
+    return M
+
+
+def image_side(x_dim):
+    """The side of a square image of x_dim pixels, or a ValueError."""
+    side = math.isqrt(x_dim)
+    if side * side != x_dim:
+        raise ValueError(f"the local branch needs square images; x_dim {x_dim} is not a square")
+    return side
+
+
+def patches_forward(x, k=KERNEL):
+    """x: (N, S) square images -> P: (N·S, k²) every pixel's k × k neighbourhood; cache = M."""
+    n, S = x.shape
+    M = backend.asarray(_patch_matrix_host(image_side(S), k), dtype=x.dtype)
+    return (x @ M).reshape(n * S, k * k), M
+
+
+def patches_backward(dout, M):
+    """∂L/∂x = (∂L/∂P) Mᵀ, dout: (N·S, k²) -> dx: (N, S) (P = x M is linear)."""
+    return dout.reshape(-1, M.shape[1]) @ M.T
+
+
+def local_shapes(time_dim, width, k=KERNEL):
+    """(name, fan_in, fan_out, init) of the branch's affine maps (the resmlp convention)."""
+    return [("local.patch", k * k, width, "glorot"), ("local.time", time_dim, width, "glorot"),
+            ("local.hidden", width, width, "glorot"), ("local.out", width, 1, "zero")]
+
+
+def local_forward(x, e, params, activation="relu"):
+    """o (N, S) as above. x: (N, S), e: (N, E); cache."""
+    act_forward, _ = ACTIVATIONS[activation]
+    n, S = x.shape
+    p, patch_cache = patches_forward(x)
+    a, c_patch = affine_forward(p, params["local.patch.W"], params["local.patch.b"])
+    te, c_time = affine_forward(e, params["local.time.W"], params["local.time.b"])  # (N, C)
+    C = te.shape[1]
+    a = (a.reshape(n, S, C) + te[:, None, :]).reshape(n * S, C)          # per image, all pixels
+    z1, act1 = act_forward(a)
+    a2, c_hidden = affine_forward(z1, params["local.hidden.W"], params["local.hidden.b"])
+    z2, act2 = act_forward(a2)
+    o, c_out = affine_forward(z2, params["local.out.W"], params["local.out.b"])
+    return o.reshape(n, S), (activation, patch_cache, c_patch, c_time, act1, c_hidden, act2,
+                             c_out)
+
+
+def local_backward(dout, cache, grads):
+    """Backward of :func:`local_forward`: dout (N, S) -> (∂L/∂x (N, S), ∂L/∂e (N, E)).
+
+    The time features were added to every pixel of their image, so ∂L/∂(e W_time + b_time) is
+    the sum over the image's pixels of ∂L/∂a, which then goes through that affine map as
+    through any other. Adds the parameter gradients into ``grads``.
+    """
+    activation, patch_cache, c_patch, c_time, act1, c_hidden, act2, c_out = cache
+    _, act_backward = ACTIVATIONS[activation]
+    n, S = dout.shape
+    dz2, grads["local.out.W"], grads["local.out.b"] = affine_backward(dout.reshape(n * S, 1),
+                                                                      c_out)
+    dz1, grads["local.hidden.W"], grads["local.hidden.b"] = affine_backward(
+        act_backward(dz2, act2), c_hidden)
+    da = act_backward(dz1, act1)                                         # (N·S, C)
+    dte = da.reshape(n, S, -1).sum(axis=1)                               # (N, C)
+    de, grads["local.time.W"], grads["local.time.b"] = affine_backward(dte, c_time)
+    dp, grads["local.patch.W"], grads["local.patch.b"] = affine_backward(da, c_patch)
+    return patches_backward(dp, patch_cache), de
