@@ -1,11 +1,14 @@
 """A local branch for the image denoiser: a small convolutional net, written as an MLP applied
-to every pixel's k × k neighbourhood (resmlp.py adds its output to the global network's).
+to every pixel's k × k neighbourhood, that refines the global network's estimate (resmlp.py
+adds its output to the global network's).
 
 A dense network sees all 196 pixels at once and has to learn from scratch that neighbouring
 pixels go together; what it learns is noisy, and its samples are speckled. A convolution
-builds that in: the same small function of a pixel's neighbourhood at every position. Here:
+builds that in: the same small function of a pixel's neighbourhood at every position. Alone,
+a 5 × 5 window cannot see the digit, so it reads the global network's answer ε̂_g too (two
+input channels, x_t and ε̂_g, as a U-Net's fine layers read the coarse ones):
 
-    P = patches(x_t)                        (N·S, k²)  each pixel's k × k neighbourhood
+    P = [patches(x_t), patches(ε̂_g)]       (N·S, 2k²) each pixel's k × k neighbourhoods
     a = act(P W_patch + b_patch             (N·S, C)   e (N, E): the image's time features,
             + e W_time + b_time)                       the same for each of its S pixels
     z = act(a W_hidden + b_hidden)          (N·S, C)
@@ -69,15 +72,18 @@ def patches_backward(dout, M):
 
 def local_shapes(time_dim, width, k=KERNEL):
     """(name, fan_in, fan_out, init) of the branch's affine maps (the resmlp convention)."""
-    return [("local.patch", k * k, width, "glorot"), ("local.time", time_dim, width, "glorot"),
+    return [("local.patch", 2 * k * k, width, "glorot"), ("local.time", time_dim, width, "glorot"),
             ("local.hidden", width, width, "glorot"), ("local.out", width, 1, "zero")]
 
 
-def local_forward(x, e, params, activation="relu"):
-    """o (N, S) as above. x: (N, S), e: (N, E); cache."""
+def local_forward(x, y, e, params, activation="relu"):
+    """o (N, S) as above. x: (N, S) = x_t, y: (N, S) = the global network's ε̂, e: (N, E);
+    cache."""
     act_forward, _ = ACTIVATIONS[activation]
     n, S = x.shape
-    p, patch_cache = patches_forward(x)
+    px, patch_cache = patches_forward(x)
+    py, _ = patches_forward(y)
+    p = xp.concatenate([px, py], axis=1)                                 # (N·S, 2k²)
     a, c_patch = affine_forward(p, params["local.patch.W"], params["local.patch.b"])
     te, c_time = affine_forward(e, params["local.time.W"], params["local.time.b"])  # (N, C)
     C = te.shape[1]
@@ -91,7 +97,7 @@ def local_forward(x, e, params, activation="relu"):
 
 
 def local_backward(dout, cache, grads):
-    """Backward of :func:`local_forward`: dout (N, S) -> (∂L/∂x (N, S), ∂L/∂e (N, E)).
+    """Backward of :func:`local_forward`: dout (N, S) -> (∂L/∂x, ∂L/∂y (N, S), ∂L/∂e (N, E)).
 
     The time features were added to every pixel of their image, so ∂L/∂(e W_time + b_time) is
     the sum over the image's pixels of ∂L/∂a, which then goes through that affine map as
@@ -108,4 +114,6 @@ def local_backward(dout, cache, grads):
     dte = da.reshape(n, S, -1).sum(axis=1)                               # (N, C)
     de, grads["local.time.W"], grads["local.time.b"] = affine_backward(dte, c_time)
     dp, grads["local.patch.W"], grads["local.patch.b"] = affine_backward(da, c_patch)
-    return patches_backward(dp, patch_cache), de
+    half = dp.shape[1] // 2                                 # [x_t's patch, ε̂_global's patch]
+    return (patches_backward(dp[:, :half], patch_cache),
+            patches_backward(dp[:, half:], patch_cache), de)

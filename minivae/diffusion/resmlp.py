@@ -102,9 +102,9 @@ def resmlp_forward(x, t, params, activation="relu"):
     g, skip_cache = affine_forward(e, params["skip.W"], params["skip.b"])
     out += g * x
     local_cache = None
-    if "local.patch.W" in params:
-        o, local_cache = local_forward(x, e, params, activation)
-        out += o
+    if "local.patch.W" in params:                    # refines the global estimate ε̂_g = out
+        o, local_cache = local_forward(x, out, e, params, activation)
+        out = out + o
     return out, (activation, emb_cache, time_cache, e_act, in_cache, blocks, r_act, out_cache,
                  skip_cache, x, g, local_cache)
 
@@ -127,11 +127,13 @@ def resmlp_backward(deps, cache, grads):
     (activation, emb_cache, time_cache, e_act, in_cache, blocks, r_act, out_cache,
      skip_cache, x, g, local_cache) = cache
     _, act_backward = ACTIVATIONS[activation]
-    dx = deps * g
+    dx_local, de_local = 0, 0
+    if local_cache is not None:      # ε̂ = ε̂_g + o(x_t, ε̂_g, e): ε̂_g gets deps and o's part
+        dx_local, dglobal, de_local = local_backward(deps, local_cache, grads)
+        deps = deps + dglobal
+    dx = deps * g + dx_local
     de, grads["skip.W"], grads["skip.b"] = affine_backward(deps * x, skip_cache)
-    if local_cache is not None:                      # the local branch adds to ε̂: same deps
-        dx_local, de_local = local_backward(deps, local_cache, grads)
-        dx, de = dx + dx_local, de + de_local
+    de = de + de_local
     dr, grads["out.W"], grads["out.b"] = affine_backward(deps, out_cache)
     dh = act_backward(dr, r_act)
     for i in reversed(range(len(blocks))):
