@@ -46,6 +46,17 @@ def test_round_trip_and_model():
     assert model.decoder == "discretized" and model.T == 30
 
 
+def test_a_config_saved_before_the_new_denoiser_keeps_its_model():
+    """A run directory written before --denoiser/--ema-decay/--local existed resumes with the
+    plain MLP and no average (what it trained), not with today's images preset."""
+    old = DiffusionConfig(data="mnist-subset", denoiser="mlp", ema_decay=0.0, local=0).to_dict()
+    for key in ("denoiser", "ema_decay", "local"):
+        del old[key]
+    cfg = DiffusionConfig.from_dict(old)
+    assert (cfg.denoiser, cfg.ema_decay, cfg.local) == ("mlp", 0.0, 0)
+    assert DiffusionConfig(data="mnist-subset").denoiser == "resmlp"
+
+
 def test_load_data_toy_and_images():
     toy = load_data(DiffusionConfig(data="ring", n_train=300))
     assert toy.x_train.shape == (300, 2) and toy.x_test.shape == (1000, 2)

@@ -39,6 +39,9 @@ PRESETS = {
     "images": dict(T=1000, denoiser="resmlp", local=64, hidden=(512, 512, 512), time_dim=64,
                    ema_decay=0.999, epochs=150, batch_size=128, eval_n=200, eval_t=10),
 }
+#: Fields added after the first diffusion runs were saved, with the values those runs used: a
+#: saved configuration without them (an older run directory, resumed) means these.
+LEGACY = dict(denoiser="mlp", ema_decay=0.0, local=0)
 #: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
 TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
 
@@ -134,7 +137,12 @@ class DiffusionConfig:
 
     # The dict of config.json and of a checkpoint, as TrainConfig writes and reads it.
     to_dict = TrainConfig.to_dict
-    from_dict = classmethod(TrainConfig.from_dict.__func__)
+
+    @classmethod
+    def from_dict(cls, d):
+        """The configuration of a saved dict; fields it lacks take their :data:`LEGACY` values
+        (not the presets', which changed: an older run resumes as the model it is)."""
+        return TrainConfig.from_dict.__func__(cls, dict(LEGACY, **d))
 
     def learning_rate(self, epoch):
         """``lr``, falling linearly to 0 over the last ``lr_decay`` of the epochs."""
