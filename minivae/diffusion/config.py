@@ -37,7 +37,7 @@ PRESETS = {
                 ema_decay=0.0,
                 epochs=40, batch_size=256, eval_n=1000, eval_t=None),
     "images": dict(T=1000, denoiser="resmlp", local=64, hidden=(512, 512, 512), time_dim=64,
-                   ema_decay=0.999, epochs=150, batch_size=128, eval_n=200, eval_t=10),
+                   ema_decay=0.999, epochs=100, batch_size=128, eval_n=200, eval_t=10),
 }
 #: Fields added after the first diffusion runs were saved, with the values those runs used: a
 #: saved configuration without them (an older run directory, resumed) means these.
@@ -77,7 +77,7 @@ class DiffusionConfig:
     activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
     dtype: str = _option("float32", "floating point type", validate.FLOAT_DTYPES)
     epochs: int = _option(None, "passes over the training data (default: 40 for the toys, "
-                          "150 for images)")
+                          "100 for images)")
     batch_size: int = _option(None, "minibatch size (default: 256 for the toys, 128 for "
                               "images)")
     lr: float = _option(1e-3, "Adam learning rate")
