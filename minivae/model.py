@@ -420,11 +420,16 @@ class IWAE:
             k_chunk = self._k_chunk(k, x.shape[0])
         if k_chunk is not None and validate.positive_int("k_chunk", k_chunk) < k:
             return self._bound_and_grads_chunked(x, eps, mask, k_chunk, check, estimator)
+        return self._in_blocks(lambda *block: self._step(*block, estimator), x, eps, mask, check)
+
+    def _in_blocks(self, step, x, eps, mask, check):
+        """The batch mean of the bound and its gradient from ``step(x, eps, mask, B, work)`` ->
+        (per-example bound, gradient of the block's Σ_b bound_b / B): with more than one thread
+        (:mod:`minivae.threads`), on blocks of examples side by side, each with one BLAS
+        thread, whose gradients add up to the batch's; with one, on the whole batch."""
         B = x.shape[0]
-        # With more than one thread (minivae.threads), blocks of examples side by side, each
-        # with one BLAS thread; their gradients (of Σ_b L_K / B) add up to the batch's.
-        parts = threads.map_rows(lambda rows, part: self._step(
-            x[rows], eps[:, rows], None if mask is None else mask[rows], B, estimator,
+        parts = threads.map_rows(lambda rows, part: step(
+            x[rows], eps[:, rows], None if mask is None else mask[rows], B,
             self._workspace(part)), B)
         bound, grads = parts[0]
         if len(parts) > 1:
@@ -439,7 +444,7 @@ class IWAE:
         for the first (the only one with one thread), one more per further thread."""
         return self.workspace if part == 0 else self._workspaces.setdefault(part, Workspace())
 
-    def _step(self, x, eps, mask, n_batch, estimator, work):
+    def _step(self, x, eps, mask, n_batch, work, estimator):
         """L_K(x_b), (B,), and the gradient of Σ_b L_K(x_b) / n_batch (n_batch = B for the
         batch mean; the batch size when x is one block of it), the body of
         :meth:`bound_and_grads`."""
@@ -558,20 +563,26 @@ class VAE(IWAE):
         if check and self._k_chunk(K, B) is not None:                # not chunked: refused
             raise memory.TooLarge(f"a step with k={K} and a batch of {B} does not fit in memory "
                                   f"with analytic_kl=True; use a smaller k or batch")
+        return self._in_blocks(self._analytic_step, x, eps, mask, check)
+
+    def _analytic_step(self, x, eps, mask, n_batch, work):
+        """L_1(x_b), (B,), and the gradient of Σ_b L_1(x_b) / n_batch (see IWAE._step)."""
+        K, B = eps.shape[0], x.shape[0]
         mean, logvar, enc = self.encoder.forward(x)                  # q_γ(z|x) = N(μ, diag e^v)
         z = reparametrize(mean, logvar, eps)                         # z_k = μ + e^{v/2} ε_k
         heads, dec = self.decoder.forward(z)                         # η_k = f_θ(z_k), (K, B, D)
         # log Φ - c and ∂ log Φ/∂η / a, as in IWAE.bound_and_grads
-        log_phi, c, dlogphi, a = self.likelihood.step_terms(x, work=self.workspace, **heads)
+        log_phi, c, dlogphi, a = self.likelihood.step_terms(x, work=work, **heads)
         log_px = masked_log_likelihood(log_phi, mask) + self._observed(c, mask, z.dtype)  # (K, B)
         bound = log_px.mean(axis=0) - kl_divergence(mean, logvar)    # L_1(x_b), (B,)
 
         grads = {}
-        g = xp.full((K, B), 1.0 / (K * B), dtype=self.dtype)         # ∂(mean_b L_1)/∂log p(x|z_k)
+        g = xp.full((K, B), 1.0 / (K * n_batch), dtype=self.dtype)   # ∂(mean_b L_1)/∂log p(x|z_k)
         dz = self.decoder.backward({h: head_grads(g * a, d, self.likelihood.head_mask(h, mask),
                                                   out=d)
                                     for h, d in dlogphi.items()}, dec, grads)
         dmean, dlogvar = reparametrize_backward(dz, eps, logvar)     # E_q[log p(x|z)] through z
         kl_dmean, kl_dlogvar = kl_grads(mean, logvar)                # - KL, in closed form
-        self.encoder.backward(dmean - kl_dmean / B, dlogvar - kl_dlogvar / B, enc, grads)
-        return self._finite(bound.mean(), grads, check)
+        self.encoder.backward(dmean - kl_dmean / n_batch, dlogvar - kl_dlogvar / n_batch, enc,
+                              grads)
+        return bound, grads
