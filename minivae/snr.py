@@ -37,12 +37,19 @@ falls like 1/√K, DReG's grows like √K" assumes K large enough that no single
 (ESS growing with K). Where one sample carries nearly all the weight (ESS ≈ 1), the three
 estimators nearly coincide and neither trend appears (docs/estimators.md).
 
+For K >= 100 a row also has ``khat``, the Pareto tail index k̂ of the weights (the PSIS
+diagnostic of Vehtari et al.; :func:`pareto_khat`): E_q[w^m] is finite for m < 1/k. The
+asymptotics need finite moments: the second (k < ½) for IWAE's 1/√K, the fourth (k < ¼) for
+DReG's √K, whose terms carry w̃². With heavier tails, as when q(z|x) is narrower than the
+posterior, DReG's SNR need not rise however large the ESS.
+
 :func:`gaussian_toy` builds Rainforth et al.'s (and Tucker et al.'s) toy model as a minivae
 model, near its optimum, where that regime is reached with modest K.
 """
 import math
 
 import numpy as np
+from scipy import stats
 
 from . import backend, validate
 from .bound import ESTIMATORS
@@ -50,14 +57,17 @@ from .model import IWAE
 from .ops import logsumexp_weights
 
 DEFAULT_KS = (1, 5, 50, 500)
+#: k̂ of the weights is reported for K >= KHAT_MIN_K, from the first KHAT_DRAWS draws of ε.
+KHAT_MIN_K, KHAT_DRAWS = 100, 5
 
 
 def _moments(model, x, k, estimators, reps, rng, on_step=None):
     """Σ Δ and Σ Δ² per estimator over ``reps`` draws (float64 host arrays, keyed by name),
-    and the mean effective sample size 1 / Σ_k w̃_k² over the draws and the minibatch."""
+    the mean effective sample size 1 / Σ_k w̃_k² over the draws and the minibatch, and the
+    median k̂ of the weights (:func:`pareto_khat`, K >= KHAT_MIN_K; else None)."""
     sums = {e: {} for e in estimators}
     squares = {e: {} for e in estimators}
-    ess = 0.0
+    ess, khats = 0.0, []
     x = backend.asarray(x)                       # check=False below: backend arrays, as given
     for _ in range(reps):
         # ε drawn on the host (the same on every backend), shared by the estimators.
@@ -65,6 +75,8 @@ def _moments(model, x, k, estimators, reps, rng, on_step=None):
         log_w, _ = model.log_weights(x, k, eps=eps, check=False)
         _, w = logsumexp_weights(log_w.astype("float64"))
         ess += float((1.0 / (w * w).sum(axis=0)).mean()) / reps
+        if k >= KHAT_MIN_K and len(khats) < KHAT_DRAWS:
+            khats.append(pareto_khat(backend.to_numpy(log_w).astype(np.float64)))
         for e in estimators:
             _, grads = model.bound_and_grads(x, k, eps=eps, check=False, estimator=e)
             for name, g in grads.items():
@@ -73,7 +85,29 @@ def _moments(model, x, k, estimators, reps, rng, on_step=None):
                 squares[e][name] = squares[e].get(name, 0.0) + g * g
         if on_step is not None:
             on_step()
-    return sums, squares, ess
+    return sums, squares, ess, float(np.median(khats)) if khats else None
+
+
+def pareto_khat(log_w):
+    """The Pareto tail index k̂ of importance weights, one per column of log_w (S, B).
+
+    As in Pareto smoothed importance sampling (Vehtari, Simpson, Gelman, Yao & Gabry 2015):
+    a generalised Pareto distribution is fitted by maximum likelihood (SciPy's ``genpareto``,
+    location 0) to the excesses of the M = min(S/5, 3√S) largest weights over the next one;
+    its shape k says how heavy the weights' tail is: E_q[w^m] < ∞ for m < 1/k (k <= 0: a
+    light or bounded tail). Needs S >= 25 (M >= 5). Host NumPy in, (B,) NumPy array out.
+    """
+    log_w = np.asarray(log_w, dtype=np.float64)
+    S = log_w.shape[0]
+    if S < 25:
+        raise ValueError(f"k̂ needs at least 25 weights per column, got {S}")
+    M = int(min(0.2 * S, 3 * math.sqrt(S)))
+    top = np.sort(log_w, axis=0)[-M - 1:]                       # (M + 1, B), the threshold first
+    khat = np.empty(log_w.shape[1])
+    for b in range(log_w.shape[1]):
+        excess = np.expm1(top[1:, b] - top[0, b])               # w / w_threshold - 1 >= 0
+        khat[b] = stats.genpareto.fit(excess, floc=0)[0] if excess.max() > 0 else -np.inf
+    return khat
 
 
 def _summary(sums, squares, reps, prefix):
@@ -119,7 +153,8 @@ def gradient_snr(model, x, ks=DEFAULT_KS, estimators=ESTIMATORS, reps=100, seed=
         seeded with ``seed`` (the same ε on both backends).
     on_step : optional callable, called after every draw (e.g. to move a progress bar).
 
-    Returns a list of dicts, one per (K, estimator): ``k``, ``estimator``, ``ess`` and, for
+    Returns a list of dicts, one per (K, estimator): ``k``, ``estimator``, ``ess``, ``khat``
+    (None for K < KHAT_MIN_K) and, for
     side = encoder and decoder, ``{side}_snr`` (the mean over parameters), ``{side}_snr_median``
     and ``{side}_snr_pooled`` (see the module's docstring).
     """
@@ -135,9 +170,9 @@ def gradient_snr(model, x, ks=DEFAULT_KS, estimators=ESTIMATORS, reps=100, seed=
     rows = []
     for k in ks:
         rng = np.random.default_rng([seed, int(k)])
-        sums, squares, ess = _moments(model, x, int(k), estimators, reps, rng, on_step)
+        sums, squares, ess, khat = _moments(model, x, int(k), estimators, reps, rng, on_step)
         for e in estimators:
-            row = {"k": int(k), "estimator": e, "ess": ess}
+            row = {"k": int(k), "estimator": e, "ess": ess, "khat": khat}
             for side in ("encoder", "decoder"):
                 (row[f"{side}_snr"], row[f"{side}_snr_median"],
                  row[f"{side}_snr_pooled"]) = _summary(sums[e], squares[e], reps, side)
@@ -145,7 +180,7 @@ def gradient_snr(model, x, ks=DEFAULT_KS, estimators=ESTIMATORS, reps=100, seed=
     return rows
 
 
-def gaussian_toy(dim=20, perturbation=0.01, n=1, seed=0):
+def gaussian_toy(dim=20, perturbation=0.01, n=1, seed=0, q_variance=2 / 3):
     """Rainforth et al. (2018)'s toy model near its optimum, as a minivae model: ``(model, x)``.
 
     Their model is z ~ N(μ, I), x|z ~ N(z, I) in R^20, with q(z|x) = N(A x + b, ⅔ I); the exact
@@ -157,9 +192,14 @@ def gaussian_toy(dim=20, perturbation=0.01, n=1, seed=0):
     N(0, ``perturbation``²) noise. μ ~ N(0, I); x: (n, dim) drawn from the model's marginal
     N(μ, 2I). float64. The encoder's log-variance parameters are trainable here (fixed in the
     paper); the SNR summarises them with the rest of the encoder.
+
+    ``q_variance`` replaces q's ⅔: above the posterior's ½ the weights are bounded (k < 0); below
+    it their tail is heavy, E_q[w^m] = ∞ for m >= 1 / (1 - q_variance/½) (k = 1 - 2 q_variance),
+    so that DReG's variance, a fourth moment, is infinite for q_variance <= ⅜.
     """
     dim, n = validate.positive_int("dim", dim), validate.positive_int("n", n)
     perturbation = validate.nonnegative_real("perturbation", perturbation)
+    q_variance = validate.positive_real("q_variance", q_variance)
     rng = np.random.default_rng([validate.seed("seed", seed), 0x5A1])
     mu = rng.standard_normal(dim)
     model = IWAE(dim, dim, hidden=(), likelihood="gaussian", dtype="float64", seed=seed)
@@ -167,7 +207,7 @@ def gaussian_toy(dim=20, perturbation=0.01, n=1, seed=0):
     values = {"decoder.mean.W": eye, "decoder.mean.b": mu,
               "decoder.logvar.W": zero, "decoder.logvar.b": np.zeros(dim),
               "encoder.mean.W": 0.5 * eye, "encoder.mean.b": -0.5 * mu,
-              "encoder.logvar.W": zero, "encoder.logvar.b": np.full(dim, math.log(2 / 3))}
+              "encoder.logvar.W": zero, "encoder.logvar.b": np.full(dim, math.log(q_variance))}
     for name in model.params:                     # the same order on every run
         value = values[name] + perturbation * rng.standard_normal(values[name].shape)
         model.params[name][...] = backend.asarray(value)
@@ -188,10 +228,13 @@ def format_table(rows, reps=None):
                                      "parameters (Tucker et al.'s summary)")):
         if not suffix and reps is not None:
             what += f" (noise floor about {noise_floor(reps):.2f} for {reps} draws)"
-        lines += [what, f"{'K':>5} {'ESS':>7} " + " ".join(f"{'enc ' + e:>9}" for e in ests)
+        lines += [what, f"{'K':>5} {'ESS':>7} {'k̂':>5} "
+                  + " ".join(f"{'enc ' + e:>9}" for e in ests)
                   + "  " + " ".join(f"{'dec ' + e:>9}" for e in ests)]
         for k in ks:
+            khat = by[k, ests[0]]["khat"]
             lines.append(f"{k:>5} {by[k, ests[0]]['ess']:7.2f} "
+                         + (f"{khat:5.2f} " if khat is not None else f"{'-':>5} ")
                          + " ".join(f"{by[k, e]['encoder_snr' + suffix]:9.4f}" for e in ests)
                          + "  " + " ".join(f"{by[k, e]['decoder_snr' + suffix]:9.4f}"
                                           for e in ests))
