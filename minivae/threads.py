@@ -24,6 +24,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import threading
 
 from . import backend, validate
 
@@ -64,6 +65,7 @@ def source(threads=None):
 #: The thread count of the innermost :func:`limit` block (1 outside any), for :func:`map_rows`.
 _active = 1
 _pools = {}
+_NAME = "minivae-rows"        # the pools' threads' names
 
 
 @contextlib.contextmanager
@@ -89,10 +91,10 @@ def map_rows(function, n_rows):
     matrix products and elementwise passes, so no thread waits for another inside a product.
     One call ``function(slice(0, n_rows), 0)`` with one thread, or on the CuPy backend."""
     n = min(_active if backend.name == "numpy" else 1, n_rows)
-    if n <= 1:
+    if n <= 1 or threading.current_thread().name.startswith(_NAME):   # (no blocks in blocks)
         return [function(slice(0, n_rows), 0)]
     if n not in _pools:
-        _pools[n] = concurrent.futures.ThreadPoolExecutor(n - 1, "minivae-rows")
+        _pools[n] = concurrent.futures.ThreadPoolExecutor(n - 1, _NAME)
     edges = [n_rows * i // n for i in range(n + 1)]
     blocks = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
     with _blas().limit(limits=1, user_api="blas"):

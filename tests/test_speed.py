@@ -256,6 +256,10 @@ def test_map_rows_covers_every_row_once_with_the_thread_count_of_the_limit_block
         if parallel > 1:
             assert all(b == {1} for _, _, b in seen)              # one BLAS thread per block
     assert threads.map_rows(lambda rows, part: rows, 5) == [slice(0, 5)]   # outside: one
+    with threads.limit(2):                     # blocks within a block: one, never a deadlock
+        inner = threads.map_rows(lambda rows, part: threads.map_rows(
+            lambda r, p: r, 4), 6)
+    assert inner[-1] == [slice(0, 4)]
 
 
 @pytest.mark.parametrize("likelihood, kind", [("bernoulli", "IWAE"), ("gaussian", "IWAE"),
@@ -281,6 +285,33 @@ def test_a_step_in_blocks_of_examples_is_the_same_gradient(likelihood, kind):
         assert got[n][0] == pytest.approx(got[1][0], rel=1e-12)
         for k, g in got[1][1].items():
             assert np.max(np.abs(got[n][1][k] - g)) <= 1e-12 * np.max(np.abs(g)), k
+
+
+def test_evaluation_in_blocks_of_examples_gives_the_same_bounds(monkeypatch):
+    """With more threads, bound_per_example scores blocks of examples side by side: each
+    example's noise is its own, so the bounds are the one-thread bounds (to float64 rounding),
+    and the progress count still rises to N."""
+    import threading
+    from minivae import backend, evaluate
+    from minivae.model import IWAE
+    model = IWAE(12, 3, hidden=(5,), dtype="float64", seed=4)
+    x = (np.random.default_rng(10).random((9, 12)) < 0.5).astype(float)
+    got = {}
+    for n in (1, 2, 3):
+        seen, where = [], set()
+
+        def progress(done):
+            seen.append(done)
+            where.add(threading.current_thread().name.startswith("minivae-rows"))
+
+        monkeypatch.setenv(threads.ENV_VAR, str(n))          # evaluation's own policy
+        got[n] = evaluate.bound_per_example(model, x, k=40, chunk=100, seed=1,
+                                            on_progress=progress)
+        assert seen == sorted(seen) and seen[-1] == 9
+        assert where == ({False} if n == 1 or backend.name != "numpy" else {False, True})
+    for n in (2, 3):
+        for a, b in zip(got[n], got[1]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
 
 
 def test_workspace_arrays_are_reused_per_shape_and_never_returned_as_gradients():
