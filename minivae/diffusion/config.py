@@ -4,8 +4,9 @@
 ``minivae diffusion train`` (saved in the checkpoint and config.json, as
 :class:`minivae.train.TrainConfig` is for ``minivae train``). Options left at None take the
 defaults of the data's kind (:data:`PRESETS`): the 2-D toys train a small MLP on 50,000
-points in a minute; MNIST trains a residual FiLM MLP (resmlp.py) on 14 × 14 images, sampled
-from a moving average of its weights (docs/diffusion.md has the measured times).
+points in a minute; MNIST trains a residual FiLM MLP (resmlp.py) with a local convolutional
+branch (local.py) on 14 × 14 images, sampled from a moving average of its weights
+(docs/diffusion.md has the measured times).
 
 Data (``data``):
 
