@@ -215,6 +215,18 @@ def gaussian_toy(dim=20, perturbation=0.01, n=1, seed=0, q_variance=2 / 3):
     return model, x
 
 
+def widen_encoder(model, factor):
+    """Multiply the variances of the model's q(z|x) by ``factor`` > 0, in place: log F is
+    added to the bias of the encoder's log-variance head, v = ... + log F.
+
+    An experiment on a trained model: a wider q gives the importance weights a lighter tail
+    (docs/estimators.md; with F large enough they are bounded, k̂ < 0)."""
+    factor = validate.positive_real("factor (of q's variances)", factor)
+    bias = model.params["encoder.logvar.b"]
+    bias += backend.asarray(math.log(factor), dtype=bias.dtype)
+    return model
+
+
 def format_table(rows, reps=None):
     """The rows as text: K down, the ESS, then each estimator's encoder and decoder SNR, once
     as the mean over parameters and once pooled (``reps`` adds the mean's noise floor)."""

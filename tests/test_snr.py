@@ -124,10 +124,34 @@ def test_cli_train_with_estimator_then_snr(tmp_path, capsys):
     assert code == 0, err
     assert "enc iwae" in out and os.path.exists(tmp_path / "fig" / "snr.png")
     with open(tmp_path / "fig" / "snr.json") as f:
-        assert len(json.load(f)["rows"]) == 6
+        saved = json.load(f)
+    assert len(saved["rows"]) == 6 and saved["widen_q"] is None
+    # --widen-q: q's variances doubled first; a wider q spreads the weights (higher ESS at K = 3)
+    code, out, err = run_cli(["snr", run, "--k", "1,3", "--reps", "3", "--batch", "4",
+                              "--widen-q", "2", "--out", str(tmp_path / "wide")], capsys)
+    assert code == 0, err
+    with open(tmp_path / "wide" / "snr.json") as f:
+        wide = json.load(f)
+    assert wide["widen_q"] == 2 and "x2" in out
+    assert wide["rows"][-1]["ess"] != saved["rows"][-1]["ess"]
+    code, out, err = run_cli(["snr", "--toy", "--widen-q", "2", "--out", str(tmp_path / "b")],
+                             capsys)
+    assert code == 2 and "--q-variance" in err and not os.path.exists(tmp_path / "b")
     code, out, err = run_cli(["snr", run, "--k", "1,0"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "--k" in err and "positive integer" in err        # as every --k says it
+
+
+def test_widen_encoder_adds_log_f_to_the_log_variance():
+    model = minivae.IWAE(6, 2, hidden=(4,), dtype="float64", seed=0)
+    randomize_params(model, seed=1)
+    x = (np.random.default_rng(2).random((3, 6)) < 0.5).astype(float)
+    mean0, logvar0 = (minivae.backend.to_numpy(a) for a in model.encode(x))
+    snr.widen_encoder(model, 3.0)
+    mean1, logvar1 = (minivae.backend.to_numpy(a) for a in model.encode(x))
+    assert np.array_equal(mean0, mean1) and np.allclose(logvar1 - logvar0, np.log(3.0))
+    with pytest.raises(ValueError, match="factor"):
+        snr.widen_encoder(model, 0)
 
 
 def test_pareto_khat_recovers_a_known_tail():

@@ -15,7 +15,8 @@ which trained MNIST models' are not. Prints the table (the mean over parameters 
 SNR, the effective sample size and tail index k̂ of the weights) and writes snr.json and snr.png (in RUN_DIR, or
 --out).
 
---toy measures the same on Rainforth et al.'s Gaussian toy model near its optimum
+--widen-q F multiplies the run's q(z|x) variances by F first (an experiment: a wider q has
+lighter-tailed weights). --toy measures the same on Rainforth et al.'s Gaussian toy model near its optimum
 (minivae.snr.gaussian_toy: D = d = 20, parameters perturbed by --perturbation), where the
 weights are spread and light-tailed and DReG's encoder SNR rises with K; --q-variance below the
 posterior's 1/2 gives the weights a heavy tail (the k̂ column), and then it does not. --batch
@@ -41,6 +42,9 @@ def add_arguments(parser):
     parser.add_argument("--perturbation", type=nonnegative_real, default=0.01,
                         help="--toy: sd of the noise added to the optimal parameters "
                         "(default: 0.01)")
+    parser.add_argument("--widen-q", type=positive_real, default=None, metavar="F",
+                        help="with RUN_DIR: multiply the encoder's variances by F before "
+                        "measuring (a wider q has lighter-tailed weights)")
     parser.add_argument("--q-variance", type=positive_real, default=2 / 3,
                         help="--toy: the variance of q(z|x) (default: 2/3, as Rainforth et al.; "
                         "the posterior's is 1/2, and below 3/8 the weights' fourth moment, "
@@ -67,6 +71,9 @@ def run(args):
         if args.run_dir is not None or args.data is not None or args.data_dir is not None:
             raise ValueError("--toy measures on the toy model: give no RUN_DIR, --data or "
                              "--data-dir with it")
+        if args.widen_q is not None:
+            raise ValueError("--widen-q is for a RUN_DIR's model; the toy's q is set by "
+                             "--q-variance")
         if args.out is None:
             raise ValueError("--toy needs --out DIR (where to write snr.json and snr.png)")
         model, x = snr.gaussian_toy(perturbation=args.perturbation, n=args.batch,
@@ -82,6 +89,9 @@ def run(args):
         if config.binarize == "dynamic":        # one fixed binarization of the minibatch
             x = data.fixed_binarize(x, args.seed)
         what, epoch = f"{args.batch} training images", ckpt.epoch
+        if args.widen_q is not None:
+            snr.widen_encoder(model, args.widen_q)
+            what += f", q's variances x{args.widen_q:g}"
     snr.check_estimators(estimators)            # before any directory is made
     out = args.out or args.run_dir
     os.makedirs(out, exist_ok=True)
@@ -98,7 +108,8 @@ def run(args):
                      "epoch": epoch, "model": repr(model), "seconds": seconds,
                      "ks": list(args.k), "estimators": list(estimators), "toy": args.toy,
                      "perturbation": args.perturbation if args.toy else None,
-                     "q_variance": args.q_variance if args.toy else None})
+                     "q_variance": args.q_variance if args.toy else None,
+                     "widen_q": args.widen_q})
     plots.save_snr(rows, os.path.join(out, "snr.png"),
                    title=f"{what}{trained}, {args.reps} draws of ε per K",
                    floor=snr.noise_floor(args.reps))
