@@ -66,6 +66,7 @@ def source(threads=None):
 _active = 1
 _pools = {}
 _NAME = "minivae-rows"        # the pools' threads' names
+os.register_at_fork(after_in_child=_pools.clear)   # a forked child has none of their threads
 
 
 @contextlib.contextmanager

@@ -262,6 +262,30 @@ def test_map_rows_covers_every_row_once_with_the_thread_count_of_the_limit_block
     assert inner[-1] == [slice(0, 4)]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads_for_the_blocks():
+    """A child forked after the blocks' pool started has none of its threads: it must start
+    its own instead of waiting forever for work that never runs."""
+    import time
+    with threads.limit(2):
+        assert len(threads.map_rows(lambda rows, part: part, 4)) in (1, 2)   # pool started
+    pid = os.fork()
+    if pid == 0:                                        # the child
+        with threads.limit(2):
+            ok = sorted(threads.map_rows(lambda rows, part: part, 4)) in ([0], [0, 1])
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child waited for blocks that never ran")
+
+
 @pytest.mark.parametrize("likelihood, kind", [("bernoulli", "IWAE"), ("gaussian", "IWAE"),
                                               ("bernoulli", "VAE")])
 def test_a_step_in_blocks_of_examples_is_the_same_gradient(likelihood, kind):
