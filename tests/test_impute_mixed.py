@@ -309,6 +309,7 @@ def test_cli_mixed_table(tmp_path, capsys):
                                          "integer codes"),
     ("-2", ["--categorical", "colour"], "got -2"),
     ("1", ["--categorical", "size"], "no column named 'size'"),
+    ("red", ["--categorical", "colour"], "a categorical column is coded as integers"),
     ("1", ["--categorical", "4"], "column index 4 is out of range"),
     ("1", ["--categorical", "colour,1"], "twice"),
     ("1", ["--categorical", "colour", "--likelihood", "categorical"], "already makes every"),

@@ -84,7 +84,8 @@ def read_csv(path):
                                          f"{header[j]!r} is not numeric ({_cut(row[j])}); "
                                          "impute works on numeric columns only (a missing "
                                          "cell is empty or one of NA, N/A, #N/A, NaN, null, "
-                                         "None, <NA>, ?)")
+                                         "None, <NA>, ?; a categorical column is coded as "
+                                         "integers 0..C-1 and named in --categorical)")
                     if math.isinf(v):
                         what = ("holds an infinite value" if _INFINITY.match(row[j]) else
                                 "holds a number too large for float64")
