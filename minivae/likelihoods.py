@@ -83,9 +83,9 @@ def bernoulli_log_prob(x, logits):
 
     Written with softplus instead of log σ(ℓ): log σ(ℓ) underflows to -inf for ℓ ≲ -100
     in float32, while softplus stays exact. x, logits: same shape (or broadcastable).
-    Computed as the first half of :func:`bernoulli_log_prob_and_grads` (the formula there).
+    Computed by :func:`bernoulli_step_terms` (the formula at bernoulli_log_prob_and_grads).
     """
-    return _bernoulli_log_prob_and_tanh(x - 0.5, logits)[0]
+    return bernoulli_step_terms(x, logits, grads=False) - LOG_2
 
 
 def bernoulli_grads(x, logits):
@@ -214,8 +214,8 @@ def bernoulli_log_prob_and_grads(x, logits, work=None):
     """Both Bernoulli functions at once: (log Φ(x|ℓ), {"logits": x - σ(ℓ)}), elementwise.
 
     A training step needs both for each of its K·B·D logits, so they share one
-    T = tanh(ℓ/2) = 2σ(ℓ) - 1 and, given a :class:`minivae.workspace.Workspace` ``work``,
-    are written into its arrays instead of new ones:
+    T = tanh(ℓ/2) = 2σ(ℓ) - 1 (:func:`bernoulli_step_terms`, which the model calls directly
+    and whose constants it applies to its small (K, B) arrays):
 
         log Φ(x|ℓ) = x ℓ - softplus(ℓ) = (x - ½) ℓ - |ℓ|/2 + log1p(|T|) - log 2,
         x - σ(ℓ) = (x - ½) - ½ T,
@@ -224,64 +224,45 @@ def bernoulli_log_prob_and_grads(x, logits, work=None):
     1 + e^{-|ℓ|} = 2 / (1 + |T|). Unlike e^{-|ℓ|}, |T| never becomes a subnormal number (which
     makes exp and log1p twenty times slower once |ℓ| > 87 in float32, where training drives the
     logits of pixels that are always black), and log1p(|T|) ∈ [0, log 2] is well conditioned.
-    x: (B, D) or the logits' shape, broadcast against logits (K, B, D).
+    x: (B, D) or the logits' shape, broadcast against logits (K, B, D); into
+    ``work``'s arrays if given (a :class:`minivae.workspace.Workspace`).
     """
-    x_half = x - 0.5                                   # on the (B, D) data, not the K-fold grid
-    log_phi, d = _bernoulli_log_prob_and_tanh(x_half, logits, work)
-    d *= -0.5
-    d += x_half                                        # x - σ(ℓ) = (x - ½) - ½ T
-    return log_phi, {"logits": d}
-
-
-def _bernoulli_log_prob_and_tanh(x_half, logits, work=None):
-    """(log Φ(x|ℓ), T = tanh(ℓ/2)) from x - ½ and ℓ, as in :func:`bernoulli_log_prob_and_grads`:
-    eleven passes over memory, six of them in place (an update in place moves half the memory
-    of a copy), into ``work``'s arrays if given."""
-    logits = xp.asarray(logits)                        # (a number, in the labs' checks)
-    shape = numpy.broadcast_shapes(getattr(x_half, "shape", ()), logits.shape)   # host logic
-    dt = numpy.promote_types(getattr(x_half, "dtype", logits.dtype), logits.dtype)
-    log_phi = buffer(work, "bernoulli.log_phi", shape, dt)
-    t = buffer(work, "bernoulli.tanh", shape, dt)
-    u = buffer(work, "bernoulli.scratch", shape, dt)
-    xp.multiply(logits, 0.5, out=t)                    # ℓ/2
-    xp.abs(t, out=log_phi)
-    xp.multiply(logits, x_half, out=u)
-    xp.subtract(u, log_phi, out=log_phi)               # (x - ½) ℓ - |ℓ|/2, exact for binary x
-    xp.tanh(t, out=t)                                  # T
-    xp.abs(t, out=u)
-    xp.log1p(u, out=u)
-    u -= LOG_2                                        # log1p(|T|) - log 2 = -log1p(e^{-|ℓ|})
-    log_phi += u
-    return log_phi, t
+    u, e = bernoulli_step_terms(x, logits, work)
+    u -= LOG_2
+    e *= 0.5
+    return u, {"logits": e}
 
 
 def bernoulli_step_terms(x, logits, work=None, grads=True):
-    """For binary x: u = log Φ(x|ℓ) + log 2 and e = 2 (x - σ(ℓ)), in seven passes over the logits,
+    """u = log Φ(x|ℓ) + log 2 and e = 2 (x - σ(ℓ)) from one T = tanh(ℓ/2), elementwise,
 
-        log Φ(x|ℓ) = log σ(sℓ) = min(sℓ, 0) + log1p(|T|) - log 2,     x - σ(ℓ) = ½ (s - T),
+        log Φ(x|ℓ) = (x - ½) ℓ - |ℓ|/2 + log1p(|T|) - log 2,     x - σ(ℓ) = ½ (s - T),  s = 2x - 1,
 
-    with s = 2x - 1 = ±1 and T = tanh(ℓ/2): for x ∈ {0, 1}, (x - ½)ℓ - |ℓ|/2 of
-    :func:`bernoulli_log_prob_and_grads` (which holds for any x) is min(sℓ, 0), one pass
-    shorter, and the constants - log 2 and ½ are left to the caller, which applies them to
-    (K, B) arrays instead of passes over the (K, B, D) ones (:meth:`ObservationModel.step_terms`).
-    x: (B, D) of 0 and 1 (the model checks it), broadcast against logits (K, B, D). Returns
-    (u, e), or u alone with ``grads=False``; in ``work``'s arrays if given.
+    derived at :func:`bernoulli_log_prob_and_grads` (lab 4's function: this one plus the
+    constants). The one home of the Bernoulli formula. The constants - log 2 and ½ are left to
+    the caller: the model applies them to its (K, B) arrays instead of two passes over the
+    (K, B, D) ones (:meth:`ObservationModel.step_terms`). x: (B, D) or the logits' shape,
+    broadcast against logits (K, B, D). Returns (u, e), or u alone with ``grads=False``; in
+    ``work``'s arrays if given (a :class:`minivae.workspace.Workspace`).
     """
-    s = 2 * x - 1                                      # on the (B, D) data, not the K-fold grid
-    shape = numpy.broadcast_shapes(s.shape, logits.shape)              # host logic
-    u = buffer(work, "bernoulli.log_phi", shape, logits.dtype)
-    t = buffer(work, "bernoulli.tanh", shape, logits.dtype)
-    v = buffer(work, "bernoulli.scratch", shape, logits.dtype)
-    xp.multiply(s, logits, out=v)
-    xp.minimum(v, 0, out=v)                            # min(sℓ, 0), exact
-    xp.multiply(logits, 0.5, out=t)
+    logits = xp.asarray(logits)                        # (a number, in the labs' checks)
+    x_half = x - 0.5                                   # on the (B, D) data, not the K-fold grid
+    shape = numpy.broadcast_shapes(getattr(x_half, "shape", ()), logits.shape)   # host logic
+    dt = numpy.promote_types(getattr(x_half, "dtype", logits.dtype), logits.dtype)
+    u = buffer(work, "bernoulli.log_phi", shape, dt)
+    t = buffer(work, "bernoulli.tanh", shape, dt)
+    v = buffer(work, "bernoulli.scratch", shape, dt)
+    xp.multiply(logits, 0.5, out=t)                    # ℓ/2
+    xp.abs(t, out=v)
+    xp.multiply(logits, x_half, out=u)
+    xp.subtract(u, v, out=u)                           # (x - ½) ℓ - |ℓ|/2, exact for binary x
     xp.tanh(t, out=t)                                  # T
-    xp.abs(t, out=u)
-    xp.log1p(u, out=u)
+    xp.abs(t, out=v)
+    xp.log1p(v, out=v)                                 # log1p(|T|) = log 2 - log1p(e^{-|ℓ|})
     u += v                                             # log Φ + log 2
     if not grads:
         return u
-    xp.subtract(s, t, out=t)                           # s - T = 2 (x - σ(ℓ)), in place
+    xp.subtract(2 * x_half, t, out=t)                  # s - T = 2 (x - σ(ℓ)), s on the (B, D) data
     return u, t
 
 

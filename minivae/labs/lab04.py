@@ -6,7 +6,7 @@ against minivae's and against five-point finite differences of minivae's log-den
 gradient check does not depend on your log-density being right), with the scalar
 L = Σ c ⊙ log Φ(x | η) for fixed random weights c.
 
-bernoulli_log_prob_and_grads, the fused form the IWAE's training step calls, is checked the same
+bernoulli_log_prob_and_grads, the fused form whose formula the IWAE's training step runs, is checked the same
 way (its log Φ against minivae's fused function, bernoulli_log_prob and SciPy; its gradient
 against minivae's and finite differences of minivae's fused log Φ), on the training step's
 shapes (x (B, D) against logits (K, B, D)), and on extreme float32 logits (|ℓ| > 100), where
