@@ -14,7 +14,8 @@ and noise ε, so the bounds they print must agree to rounding:
 - optionally the ``minivae`` of another checkout (:func:`load_checkout`), for before/after.
 
 Timing: one process, interleaved rounds (each round times every contender once, so all see the
-same machine load), the median round reported. Threads: the BLAS pools (threadpoolctl), PyTorch's
+same machine load), the median round reported; with more than one thread, a short pause before
+each round lets the previous contender's spinning pool threads go to sleep (:data:`SETTLE`). Threads: the BLAS pools (threadpoolctl), PyTorch's
 intra-op pool and XLA's are all set to the same count; XLA reads its flags when JAX is first
 imported, so set the count before calling :func:`jax_contender`.
 """
@@ -255,14 +256,30 @@ def _timed(fn, repeats, clock=time.perf_counter):
     return (clock() - start) / repeats
 
 
-def time_interleaved(steps, repeats=50, rounds=5, warmup=3, clock="wall"):
-    """Median seconds per call of every step (dict name -> callable), rounds interleaved."""
+#: Seconds to pause before timing a contender when it runs with more than one thread. After its
+#: last product a BLAS or OpenMP pool keeps its worker threads spinning for a while (OpenBLAS:
+#: about 2^28 cycles, ~0.1 s), and those spinning threads take a core from whatever runs next:
+#: measured on 2 cores, minivae's two-block step ran 9.15 ms right after the floor's two-thread
+#: products and 7.57 ms after a 0.3 s pause. Every contender starts from a quiet machine.
+SETTLE = 0.25
+
+
+def settle_seconds(threads):
+    """The pause before each timed round: :data:`SETTLE` with more than one thread, else 0."""
+    return SETTLE if threads > 1 else 0.0
+
+
+def time_interleaved(steps, repeats=50, rounds=5, warmup=3, clock="wall", settle=0.0):
+    """Median seconds per call of every step (dict name -> callable), rounds interleaved;
+    ``settle`` seconds of pause before each timed round (see :data:`SETTLE`)."""
     clock = CLOCKS[clock]
     for fn in steps.values():
         _timed(fn, warmup, clock)
     times = {name: [] for name in steps}
     for _ in range(rounds):
         for name, fn in steps.items():
+            if settle:
+                time.sleep(settle)
             times[name].append(_timed(fn, repeats, clock))
     return {name: statistics.median(ts) for name, ts in times.items()}
 

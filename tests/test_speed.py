@@ -354,3 +354,17 @@ def test_workspace_arrays_are_reused_per_shape_and_never_returned_as_gradients()
     v3, g3 = model.bound_and_grads(problem.x, 3, eps=problem.eps)
     assert all(np.array_equal(kept[n], g1[n]) for n in kept)  # the first gradients are intact
     assert float(v1) == float(v3) and all(np.array_equal(kept[n], g3[n]) for n in kept)
+
+
+def test_with_more_than_one_thread_each_timed_round_starts_after_a_pause(monkeypatch):
+    # Spinning pool threads of the previous contender must not steal a core from the next one.
+    assert benchmarks.settle_seconds(1) == 0.0 and benchmarks.settle_seconds(2) > 0
+    pauses, calls = [], []
+    monkeypatch.setattr(benchmarks.time, "sleep", pauses.append)
+    steps = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    benchmarks.time_interleaved(steps, repeats=2, rounds=3, warmup=1, settle=0.25)
+    assert pauses == [0.25] * 6                       # one before each of the 2 × 3 rounds
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    pauses.clear()
+    benchmarks.time_interleaved(steps, repeats=1, rounds=2, warmup=1)
+    assert pauses == []

@@ -56,6 +56,7 @@ def run(args):
               f"{threads.describe(n)}; {threads.blas_info()}; {args.clock} clock")
         contenders = benchmarks.peer_contenders(problem, args.peers, against)
         medians = benchmarks.time_interleaved({k: v[0] for k, v in contenders.items()},
-                                              args.repeats, args.rounds, clock=args.clock)
+                                              args.repeats, args.rounds, clock=args.clock,
+                                              settle=benchmarks.settle_seconds(n))
         benchmarks.report(problem, contenders, medians)
     return 0
