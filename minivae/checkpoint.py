@@ -27,7 +27,7 @@ import zipfile
 import numpy as np
 
 from . import backend, memory, model as model_module, optim, validate
-from .diffusion.ddpm import DDPM, DENOISERS, n_denoiser_params
+from .diffusion.ddpm import DDPM, DENOISERS, LEGACY as DDPM_LEGACY, n_denoiser_params
 
 FORMAT = "minivae-checkpoint"
 VERSION = 1
@@ -262,7 +262,8 @@ class Checkpoint:
         if cls is None:
             self._fail(f"unknown model class {validate._show(spec.get('class'))}")
         config = self._dict("model.config", spec.get("config"))
-        if cls is DDPM:
+        if cls is DDPM:          # arguments an older checkpoint lacks mean what they meant then
+            config = dict(DDPM_LEGACY, **config)
             self._check_diffusion_fits(config)
         else:
             self._check_model_fits(config)

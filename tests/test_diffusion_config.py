@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minivae.diffusion import DDPM
-from minivae.diffusion.config import PRESETS, DiffusionConfig, load_data
+from minivae.diffusion.config import DENOISER_PRESETS, PRESETS, DiffusionConfig, load_data
 
 
 def test_defaults_follow_the_kind_of_data():
@@ -12,6 +12,8 @@ def test_defaults_follow_the_kind_of_data():
     assert toy.kind == "toy" and img.kind == "images"
     for cfg, kind in ((toy, "toy"), (img, "images")):
         for name, value in PRESETS[kind].items():
+            assert getattr(cfg, name) == value
+        for name, value in DENOISER_PRESETS[kind, cfg.denoiser].items():
             assert getattr(cfg, name) == value
     assert DiffusionConfig(data="ring", T=50, hidden=(8,)).T == 50       # given beats preset
 
@@ -22,7 +24,7 @@ def test_defaults_follow_the_kind_of_data():
                                  dict(variance="learned"), dict(downsample=3), dict(dtype="int8"),
                                  dict(eval_t=0), dict(seed=-1), dict(activation="gelu"),
                                  dict(ema_decay=1.0), dict(denoiser="unet"),
-                                 dict(data="mnist-subset", hidden=(8, 4)),
+                                 dict(data="mnist-subset", denoiser="resmlp", hidden=(8, 4)),
                                  dict(data="mnist-subset", denoiser="mlp", local=8),
                                  dict(local=8), dict(data="mnist-subset", local=-1)])
 def test_bad_options_are_one_line_value_errors(bad):

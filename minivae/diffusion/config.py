@@ -27,22 +27,33 @@ import numpy as np
 
 from .. import data as mnist_data, validate
 from ..train import TrainConfig, _option, check_choices_and_paths  # one way to declare a field
-from .ddpm import ACTIVATIONS, DENOISERS
+from .ddpm import ACTIVATIONS, DENOISERS, LEGACY as DDPM_LEGACY
 from .schedule import SCHEDULES, VARIANCES
 from .resmlp import resmlp_shapes
+from .unet import unet_shapes
 from .toydata import TOYS
 
 DATA = TOYS + mnist_data.DATASETS
 PRESETS = {
-    "toy": dict(T=200, denoiser="mlp", local=0, hidden=(128, 128, 128), time_dim=32,
-                ema_decay=0.0,
+    "toy": dict(T=200, denoiser="mlp", time_dim=32, ema_decay=0.0,
                 epochs=40, batch_size=256, eval_n=1000, eval_t=None),
-    "images": dict(T=1000, denoiser="resmlp", local=64, hidden=(512, 512, 512), time_dim=64,
-                   ema_decay=0.999, epochs=100, batch_size=128, eval_n=200, eval_t=10),
+    "images": dict(T=1000, denoiser="resmlp", time_dim=64, ema_decay=0.999,
+                   epochs=100, batch_size=128, eval_n=200, eval_t=10),
+}
+#: Defaults that depend on the denoiser as well, (kind, denoiser) -> fields: they override
+#: the kind's :data:`PRESETS` (every pair has its hidden and local).
+DENOISER_PRESETS = {
+    ("toy", "mlp"): dict(hidden=(128, 128, 128), local=0),
+    ("toy", "resmlp"): dict(hidden=(128, 128, 128), local=0),
+    ("toy", "unet"): dict(hidden=(32, 64), local=0),                   # refused: not images
+    ("images", "mlp"): dict(hidden=(512, 512, 512), local=0),
+    ("images", "resmlp"): dict(hidden=(512, 512, 512), local=64),
+    ("images", "unet"): dict(hidden=(32, 64), local=0),
 }
 #: Fields added after the first diffusion runs were saved, with the values those runs used: a
-#: saved configuration without them (an older run directory, resumed) means these.
-LEGACY = dict(denoiser="mlp", ema_decay=0.0, local=0)
+#: saved configuration without them (an older run directory, resumed) means these (the
+#: model's arguments of the same names, ddpm.LEGACY).
+LEGACY = DDPM_LEGACY
 #: Seeds of the toys' fixed test sets and of the per-epoch bound's noise (never --seed's).
 TOY_TEST_SEED, TOY_TEST_N, EVAL_NOISE_SEED = 12345, 1000, 0
 
@@ -65,14 +76,18 @@ class DiffusionConfig:
                             "Dhariwal's cosine)", SCHEDULES)
     variance: str = _option("beta", "σ_t² of the reverse steps: beta (β_t) or posterior (β̃_t); "
                             "only sampling and the bound use it", VARIANCES)
-    denoiser: str = _option(None, "the denoiser: mlp (time features added to every layer) or "
+    denoiser: str = _option(None, "the denoiser: mlp (time features added to every layer), "
                             "resmlp (residual blocks, FiLM time modulation, a skip from x_t) "
-                            "(default: mlp for the toys, resmlp for images)", tuple(DENOISERS))
+                            "or unet (3 x 3 convolutions at full and halved resolutions, "
+                            "images only) (default: mlp for the toys, resmlp for images)",
+                            tuple(DENOISERS))
     local: int = _option(None, "channels of the resmlp's local branch (a small convolutional net "
-                         "on each pixel's 5 x 5 neighbourhood), 0 for none (default: 0 for the "
-                         "toys, 64 for images)")
-    hidden: tuple = _option(None, "hidden widths of the denoiser (resmlp: one width per block) "
-                            "(default: 128,128,128 for the toys, 512,512,512 for images)")
+                         "on each pixel's 5 x 5 neighbourhood), 0 for none (default: 64 for "
+                         "resmlp on images, else 0)")
+    hidden: tuple = _option(None, "hidden widths of the denoiser (resmlp: one width per block; "
+                            "unet: the channels at each resolution, full size first, halved "
+                            "at each next one) (default: 128,128,128 for the toys; for "
+                            "images 512,512,512, and 32,64 for unet)")
     time_dim: int = _option(None, "dimension of the time embedding, even (default: 32 for the "
                             "toys, 64 for images)")
     activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
@@ -87,6 +102,9 @@ class DiffusionConfig:
     ema_decay: float = _option(None, "decay of the moving average of the weights that sampling "
                                "and evaluation use, 0 for none (default: 0 for the toys, 0.999 "
                                "for images)")
+    ema_warmup: int = _option(10, "warm-up w of the moving average: the decay after step n is "
+                              "min(ema_decay, (1 + n) / (w + n)), so that the first steps, not "
+                              "the initial weights, make the early average; 0 for none")
     seed: int = _option(0, "seeds the initialisation, the steps t and noises ε, the shuffling "
                         "and the toys' training points")
     eval_n: int = _option(None, "test points scored after every epoch (default: 1000 for the "
@@ -96,7 +114,11 @@ class DiffusionConfig:
 
     def __post_init__(self):
         self.data = validate.choice("data", self.data, DATA)
-        for name, value in PRESETS[self.kind].items():
+        if self.denoiser is None:
+            self.denoiser = PRESETS[self.kind]["denoiser"]
+        self.denoiser = validate.choice("denoiser", self.denoiser, DENOISERS)
+        defaults = dict(PRESETS[self.kind], **DENOISER_PRESETS[self.kind, self.denoiser])
+        for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.validate()
@@ -114,6 +136,11 @@ class DiffusionConfig:
         self.T = v.integer("T", self.T, minimum=2)
         self.hidden = v.hidden(self.hidden)
         self.local = v.nonnegative_int("local", self.local)
+        if self.denoiser == "unet":
+            if self.kind == "toy":
+                raise ValueError("denoiser: the unet denoiser is for images, not 2-D points")
+            side = mnist_data.IMAGE_SHAPE[0] // self.downsample
+            unet_shapes(side * side, self.hidden, 2)       # a side it can halve, or an error
         if self.denoiser == "resmlp":
             resmlp_shapes(1, self.hidden, 2)               # one width repeated, or an error
         elif self.local:
@@ -131,6 +158,7 @@ class DiffusionConfig:
         self.lr = v.positive_real("lr", self.lr)
         self.lr_decay = v.probability("lr_decay", self.lr_decay)
         self.ema_decay = v.real("ema_decay", self.ema_decay, at_least=0, below=1)
+        self.ema_warmup = v.nonnegative_int("ema_warmup", self.ema_warmup)
         self.seed = v.seed("seed", self.seed)
         self.eval_n = v.nonnegative_int("eval_n", self.eval_n)
         if self.eval_t is not None:
@@ -158,7 +186,7 @@ class DiffusionConfig:
                     hidden=self.hidden, time_dim=self.time_dim, activation=self.activation,
                     decoder="gaussian" if self.kind == "toy" else "discretized",
                     dtype=self.dtype, seed=self.seed, denoiser=self.denoiser,
-                    ema_decay=self.ema_decay, local=self.local)
+                    ema_decay=self.ema_decay, local=self.local, ema_warmup=self.ema_warmup)
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ from .. import backend, threads, validate
 from ..backend import xp
 from .denoiser import denoiser_backward, denoiser_forward, denoiser_shapes, init_denoiser
 from .resmlp import init_resmlp, resmlp_backward, resmlp_forward, resmlp_shapes
+from .unet import init_unet, unet_backward, unet_forward, unet_shapes
 from .loss import simple_loss
 from .sampling import SAMPLERS, ancestral_sample, ddim_sample
 from .schedule import Schedule
@@ -27,9 +28,13 @@ from .vlb import DECODERS, bits_per_dim, vlb_term, vlb_terms, prior_kl
 
 ACTIVATIONS = ("relu", "tanh", "softplus")
 #: The denoiser architectures: name -> (init, forward, backward, shapes) (denoiser.py,
-#: resmlp.py); each shapes row starts (name, fan_in, fan_out).
+#: resmlp.py, unet.py); each shapes row starts (name, fan_in, fan_out).
 DENOISERS = {"mlp": (init_denoiser, denoiser_forward, denoiser_backward, denoiser_shapes),
-             "resmlp": (init_resmlp, resmlp_forward, resmlp_backward, resmlp_shapes)}
+             "resmlp": (init_resmlp, resmlp_forward, resmlp_backward, resmlp_shapes),
+             "unet": (init_unet, unet_forward, unet_backward, unet_shapes)}
+#: Arguments added after the first models were saved, with the values those models used: a
+#: saved configuration without them (an older checkpoint or run directory) means these.
+LEGACY = dict(denoiser="mlp", ema_decay=0.0, local=0, ema_warmup=0)
 
 
 def n_denoiser_params(denoiser, x_dim, hidden, time_dim, local=0):
@@ -46,15 +51,18 @@ class DDPM:
     T : number of diffusion steps (latent layers x_1..x_T).
     schedule : "linear" or "cosine" β_t (schedule.py).
     variance : σ_t² of the reverse steps, "beta" (β_t) or "posterior" (β̃_t).
-    denoiser : "mlp" (denoiser.py, the time features concatenated to every layer's input) or
-        "resmlp" (resmlp.py: residual blocks, FiLM time modulation, a skip from x_t).
+    denoiser : "mlp" (denoiser.py, the time features concatenated to every layer's input),
+        "resmlp" (resmlp.py: residual blocks, FiLM time modulation, a skip from x_t) or "unet"
+        (unet.py: a small U-Net of 3 × 3 convolutions, for square images).
     local : the channels C of the resmlp's local branch (local.py: a small convolutional net on
         each pixel's 5 × 5 neighbourhood, for square images), 0 for none.
     hidden, time_dim, activation : the denoiser's hidden widths (resmlp: one width repeated
-        once per block), the time embedding's dimension E (even), and the hidden activation.
+        once per block; unet: the channels per resolution level), the time embedding's
+        dimension E (even), and the hidden activation.
     ema_decay : 0 (off) or the decay d of an exponential moving average of the parameters,
-        θ̄ ← d θ̄ + (1 − d) θ after every optimizer step (:meth:`update_ema`); sampling and the
+        θ̄ ← d_n θ̄ + (1 − d_n) θ after optimizer step n (:meth:`update_ema`); sampling and the
         bound then use θ̄ (see :attr:`eval_params`).
+    ema_warmup : w > 0 warms the average up, d_n = min(d, (1 + n) / (w + n)); 0: d_n = d.
     decoder : "gaussian" (continuous data, a density) or "discretized" (8-bit data scaled to
         [−1, 1], a probability; samples are then clipped to [−1, 1]).
     dtype : "float32" or "float64" (gradient checks). seed : initialisation and ``rng``.
@@ -62,11 +70,12 @@ class DDPM:
 
     def __init__(self, x_dim, T=1000, schedule="linear", variance="beta", hidden=(256, 256),
                  time_dim=64, activation="relu", decoder="gaussian", dtype="float32", seed=0,
-                 denoiser="mlp", ema_decay=0.0, local=0):
+                 denoiser="mlp", ema_decay=0.0, local=0, ema_warmup=10):
         self.x_dim = validate.positive_int("x_dim", x_dim)
         self.hidden = validate.hidden(hidden)
         self.denoiser = validate.choice("denoiser", denoiser, DENOISERS)
         self.ema_decay = validate.real("ema_decay", ema_decay, at_least=0, below=1)
+        self.ema_warmup = validate.nonnegative_int("ema_warmup", ema_warmup)
         self.local = validate.nonnegative_int("local", local)
         if self.local and self.denoiser != "resmlp":
             raise ValueError(f"local: the local branch is part of the resmlp denoiser, not "
@@ -101,7 +110,8 @@ class DDPM:
                 "variance": self.schedule.variance, "hidden": list(self.hidden),
                 "time_dim": self.time_dim, "activation": self.activation,
                 "decoder": self.decoder, "dtype": self.dtype, "seed": self.seed,
-                "denoiser": self.denoiser, "ema_decay": self.ema_decay, "local": self.local}
+                "denoiser": self.denoiser, "ema_decay": self.ema_decay, "local": self.local,
+                "ema_warmup": self.ema_warmup}
 
     @property
     def n_params(self):
@@ -121,17 +131,25 @@ class DDPM:
         """ε̂ = ε_θ̄(x_t, t) with :attr:`eval_params`: xt (N, D), t (N,) ints in 1..T -> (N, D)."""
         return self._forward(xt, t, self.eval_params, self.activation)[0]
 
-    def update_ema(self):
-        """θ̄ ← d θ̄ + (1 − d) θ, in place (after each optimizer step; nothing when d = 0).
+    def update_ema(self, n=None):
+        """θ̄ ← d_n θ̄ + (1 − d_n) θ, in place, after optimizer step n (nothing when d = 0).
 
         An average of the last ~1/(1 − d) steps' parameters (1,000 for d = 0.999): the SGD
         noise of single iterates averages out, which DDPMs' samples are sensitive to (Ho et al.
         sample from an average with d = 0.9999; Polyak & Juditsky 1992 for why averaging
-        iterates helps).
+        iterates helps). θ̄ starts at the initial θ_0, so with a constant d its weight in θ̄ is
+        still d^n after n steps (37 % after 1,000 for d = 0.999); the warm-up
+        d_n = min(d, (1 + n) / (w + n)) (w = ``ema_warmup``, as TensorFlow's
+        ExponentialMovingAverage with num_updates) averages the first steps nearly uniformly
+        and gives θ_0 the weight Π_k d_k ≈ 0 instead. n is the optimizer's step count (1 for
+        the first step; saved in the checkpoint, so a resumed run averages alike); None or
+        ``ema_warmup`` = 0 means d_n = d.
         """
         if self.ema is None:
             return
         d = self.ema_decay
+        if self.ema_warmup and n is not None:
+            d = min(d, (1 + n) / (self.ema_warmup + n))
         for name, p in self.params.items():
             avg = self.ema[name]
             avg *= d

@@ -18,36 +18,18 @@ with S = side² pixels. That is a k × k convolution with C channels followed by
 convolutions, zero-padded at the border ("same" size), and no new kind of layer: the first is
 an affine map of the patches, the others affine maps of each pixel's features.
 
-**patches as a fixed linear map.** Gathering the neighbourhoods is linear in x: P = x M with a
-constant 0/1 matrix M (S, S · k²), M[j, s k² + m] = 1 when pixel j is the m-th neighbour of
-pixel s (none for a neighbour outside the image: zero padding). So its backward is the
-transpose, ∂L/∂x = (∂L/∂P) Mᵀ — a "convolution's backward" without index bookkeeping, one
-matrix product on either backend.
+**patches** are conv.py's im2col of the (N, side, side, 1) image: each pixel's zero-padded
+k × k neighbourhood as a row, gathered by slicing; its backward adds the rows' entries back at
+their offsets (conv.py derives both). The k × k convolution is then the affine map of those
+rows.
 """
-import functools
 import math
 
-import numpy
-
-from .. import backend
 from ..backend import xp
 from ..layers import ACTIVATIONS, affine_backward, affine_forward
+from .conv import im2col_backward, im2col_forward
 
 KERNEL = 5
-
-
-@functools.lru_cache(maxsize=8)
-def _patch_matrix_host(side, k):
-    """M (S, S·k²) on the host, float64 (see the module docstring)."""
-    S, r = side * side, k // 2
-    M = numpy.zeros((S, S * k * k))
-    for row in range(side):
-        for col in range(side):
-            for m in range(k * k):
-                i, j = row + m // k - r, col + m % k - r
-                if 0 <= i < side and 0 <= j < side:
-                    M[i * side + j, (row * side + col) * k * k + m] = 1.0
-    return M
 
 
 def image_side(x_dim):
@@ -59,15 +41,17 @@ def image_side(x_dim):
 
 
 def patches_forward(x, k=KERNEL):
-    """x: (N, S) square images -> P: (N·S, k²) every pixel's k × k neighbourhood; cache = M."""
+    """x: (N, S) square images -> P: (N·S, k²) every pixel's k × k zero-padded neighbourhood
+    (rows in the pixels' row-major order, column m = di k + dj); cache."""
     n, S = x.shape
-    M = backend.asarray(_patch_matrix_host(image_side(S), k), dtype=x.dtype)
-    return (x @ M).reshape(n * S, k * k), M
+    side = image_side(S)
+    return im2col_forward(x.reshape(n, side, side, 1), k)
 
 
-def patches_backward(dout, M):
-    """∂L/∂x = (∂L/∂P) Mᵀ, dout: (N·S, k²) -> dx: (N, S) (P = x M is linear)."""
-    return dout.reshape(-1, M.shape[1]) @ M.T
+def patches_backward(dout, cache):
+    """∂L/∂x (N, S) from ∂L/∂P (N·S, k²): :func:`conv.im2col_backward`, flattened back."""
+    dx = im2col_backward(dout, cache)
+    return dx.reshape(dx.shape[0], -1)
 
 
 def local_shapes(time_dim, width, k=KERNEL):

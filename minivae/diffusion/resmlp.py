@@ -66,13 +66,70 @@ def resmlp_shapes(x_dim, hidden, time_dim, local=0):
 
 def init_resmlp(x_dim, hidden, time_dim, seed, dtype, local=0):
     """The initialisation above, drawn on the host with NumPy (both backends start alike)."""
+    return init_params(resmlp_shapes(x_dim, hidden, time_dim, local), seed, dtype)
+
+
+def init_params(shapes, seed, dtype):
+    """Parameters from (name, fan_in, fan_out, init) rows: ``{name}.W`` (fan_in, fan_out)
+    Glorot-uniform U(−a, a), a = √(6 / (fan_in + fan_out)), or zeros ("zero"), and a zero
+    ``{name}.b``; drawn on the host with NumPy, in the rows' order (both backends alike)."""
     rng = numpy.random.default_rng([seed, 0xD1FF])
     params = {}
-    for name, fan_in, fan_out, init in resmlp_shapes(x_dim, hidden, time_dim, local):
+    for name, fan_in, fan_out, init in shapes:
         a = math.sqrt(6.0 / (fan_in + fan_out)) if init == "glorot" else 0.0
         params[f"{name}.W"] = backend.asarray(rng.uniform(-a, a, (fan_in, fan_out)), dtype=dtype)
         params[f"{name}.b"] = xp.zeros(fan_out, dtype=dtype)
     return params
+
+
+# ---------------------------------------------------------------- the FiLM residual block
+def film_block_forward(h, e, params, prefix, activation, linear=affine_forward,
+                       linear_backward=affine_backward):
+    """One residual block with FiLM time modulation (the module docstring's loop body):
+
+        a = L_0(act(h)),  [γ, β] = e W_film + b_film,  u = a ⊙ (1 + γ) + β,
+        out = h + L_1(act(u))
+
+    with L_0, L_1 the maps ``{prefix}.0``, ``{prefix}.1`` of ``linear``: affine maps of
+    (N, H) features here, 3 × 3 convolutions of (N, H, W, C) images in the U-Net (conv.py),
+    where γ, β (N, C) scale and shift every pixel's channels alike. e: (N, E). Returns out
+    (h's shape) and the cache of :func:`film_block_backward`.
+    """
+    act_forward, _ = ACTIVATIONS[activation]
+    r, r_act = act_forward(h)
+    a, c0 = linear(r, params[f"{prefix}.0.W"], params[f"{prefix}.0.b"])
+    s, c_film = affine_forward(e, params[f"{prefix}.film.W"], params[f"{prefix}.film.b"])
+    width = a.shape[-1]
+    per_pixel = (s.shape[0],) + (1,) * (a.ndim - 2) + (width,)       # (N, 1, 1, C) on images
+    scale = (1 + s[:, :width]).reshape(per_pixel)                     # 1 + γ
+    u = a * scale + s[:, width:].reshape(per_pixel)
+    v, v_act = act_forward(u)
+    f, c1 = linear(v, params[f"{prefix}.1.W"], params[f"{prefix}.1.b"])
+    return h + f, (prefix, activation, linear_backward, r_act, c0, c_film, a, scale, v_act, c1)
+
+
+def film_block_backward(dout, cache, grads):
+    """Backward of :func:`film_block_forward`. Besides the maps' and activations' rules:
+
+    - FiLM, u = a ⊙ (1 + γ) + β:  ∂L/∂a = du ⊙ (1 + γ),  ∂L/∂γ = Σ_pixels du ⊙ a,
+      ∂L/∂β = Σ_pixels du (γ, β were broadcast over the pixels: the adjoint sums them);
+    - residual, out = h + f(h):  ∂L/∂h = dout + (∂f/∂h)ᵀ dout.
+
+    dout: h's shape. Adds the block's parameter gradients into ``grads``; returns
+    (∂L/∂h, ∂L/∂e (N, E)).
+    """
+    prefix, activation, linear_backward, r_act, c0, c_film, a, scale, v_act, c1 = cache
+    _, act_backward = ACTIVATIONS[activation]
+    dv, grads[f"{prefix}.1.W"], grads[f"{prefix}.1.b"] = linear_backward(dout, c1)
+    du = act_backward(dv, v_act)
+    dgamma, dbeta = du * a, du
+    if a.ndim > 2:
+        pixels = tuple(range(1, a.ndim - 1))
+        dgamma, dbeta = dgamma.sum(axis=pixels), dbeta.sum(axis=pixels)
+    de, grads[f"{prefix}.film.W"], grads[f"{prefix}.film.b"] = affine_backward(
+        xp.concatenate([dgamma, dbeta], axis=1), c_film)                 # [∂L/∂γ, ∂L/∂β]
+    dr, grads[f"{prefix}.0.W"], grads[f"{prefix}.0.b"] = linear_backward(du * scale, c0)
+    return dout + act_backward(dr, r_act), de
 
 
 def resmlp_forward(x, t, params, activation="relu"):
@@ -86,17 +143,8 @@ def resmlp_forward(x, t, params, activation="relu"):
     h, in_cache = affine_forward(x, params["in.W"], params["in.b"])      # (N, H)
     blocks = []
     for i in range(n_blocks):
-        p = f"block.{i}"
-        r, r_act = act_forward(h)
-        a, c0 = affine_forward(r, params[f"{p}.0.W"], params[f"{p}.0.b"])
-        s, c_film = affine_forward(e, params[f"{p}.film.W"], params[f"{p}.film.b"])
-        width = a.shape[1]
-        scale = 1 + s[:, :width]                                         # 1 + γ_i
-        u = a * scale + s[:, width:]
-        v, v_act = act_forward(u)
-        f, c1 = affine_forward(v, params[f"{p}.1.W"], params[f"{p}.1.b"])
-        h = h + f                                                        # (N, H)
-        blocks.append((r_act, c0, c_film, a, scale, v_act, c1))
+        h, block_cache = film_block_forward(h, e, params, f"block.{i}", activation)
+        blocks.append(block_cache)
     r, r_act = act_forward(h)
     out, out_cache = affine_forward(r, params["out.W"], params["out.b"])
     g, skip_cache = affine_forward(e, params["skip.W"], params["skip.b"])
@@ -115,9 +163,8 @@ def resmlp_backward(deps, cache, grads):
     deps: (N, D) = ∂L/∂ε̂. The rules, besides the affine maps' and activations':
 
     - skip, ε̂ = … + g ⊙ x:      ∂L/∂g = deps ⊙ x,   ∂L/∂x gets deps ⊙ g;
-    - FiLM, u = a ⊙ (1 + γ) + β:  ∂L/∂a = du ⊙ (1 + γ),  ∂L/∂γ = du ⊙ a,  ∂L/∂β = du;
-    - residual, h_{i+1} = h_i + f(h_i):  ∂L/∂h_i = ∂L/∂h_{i+1} + (∂f/∂h_i)ᵀ ∂L/∂h_{i+1}
-      (the identity passes the gradient down unchanged, the branch adds its own);
+    - each block (FiLM, residual): :func:`film_block_backward`; the identity passes the
+      gradient down unchanged, the branch adds its own;
     - e feeds every FiLM map and the skip: ∂L/∂e is the sum of their contributions, then flows
       through the time layer and the embedding.
 
@@ -136,16 +183,9 @@ def resmlp_backward(deps, cache, grads):
     de = de + de_local
     dr, grads["out.W"], grads["out.b"] = affine_backward(deps, out_cache)
     dh = act_backward(dr, r_act)
-    for i in reversed(range(len(blocks))):
-        p = f"block.{i}"
-        r_act_i, c0, c_film, a, scale, v_act, c1 = blocks[i]
-        dv, grads[f"{p}.1.W"], grads[f"{p}.1.b"] = affine_backward(dh, c1)
-        du = act_backward(dv, v_act)
-        ds = xp.concatenate([du * a, du], axis=1)                        # [∂L/∂γ, ∂L/∂β]
-        de_i, grads[f"{p}.film.W"], grads[f"{p}.film.b"] = affine_backward(ds, c_film)
+    for block_cache in reversed(blocks):
+        dh, de_i = film_block_backward(dh, block_cache, grads)
         de = de + de_i
-        dr, grads[f"{p}.0.W"], grads[f"{p}.0.b"] = affine_backward(du * scale, c0)
-        dh = dh + act_backward(dr, r_act_i)
     dx_in, grads["in.W"], grads["in.b"] = affine_backward(dh, in_cache)
     da = act_backward(de, e_act)
     dphi, grads["time.W"], grads["time.b"] = affine_backward(da, time_cache)

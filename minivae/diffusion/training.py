@@ -87,7 +87,7 @@ class DiffusionRun:
     def train_epoch(self, x_train, on_progress=None):
         """One shuffled pass of Adam on −L_simple through :func:`minivae.train.train_epoch`,
         updating the moving average of the weights after every step (when the model keeps
-        one); returns the epoch's mean L_simple (as the objective's mean, negated back)."""
+        one; its warm-up counts the optimizer's steps, which the checkpoint keeps); returns the epoch's mean L_simple (as the objective's mean, negated back)."""
         from ..train import CHECK_EVERY, Diverged, train_epoch
         cfg, model = self.config, self.model
         self.optimizer.lr = cfg.learning_rate(self.epoch)
@@ -105,7 +105,7 @@ class DiffusionRun:
             watched = on_progress is not None
             return -train_epoch(objective, self.optimizer, batches,
                                 CHECK_EVERY if watched else None, progress if watched else None,
-                                on_step=lambda step: model.update_ema())
+                                on_step=lambda step: model.update_ema(self.optimizer.t))
         except Diverged as e:
             raise Diverged(f"{e} in epoch {self.epoch + 1}") from None
 

@@ -20,14 +20,16 @@ from .. import options
 GROUPS = (("data", ("data", "data_dir", "downsample", "n_train")),
           ("model", ("T", "schedule", "variance", "denoiser", "hidden", "local", "time_dim",
                      "activation", "dtype")),
-          ("optimisation", ("epochs", "batch_size", "lr", "lr_decay", "ema_decay", "seed")),
+          ("optimisation", ("epochs", "batch_size", "lr", "lr_decay", "ema_decay", "ema_warmup",
+                            "seed")),
           ("monitoring", ("eval_n", "eval_t")))
 
 
 #: argparse types of DiffusionConfig's fields beside the shared ones (options._TYPES).
 TYPES = {"downsample": int, "n_train": options.positive_int, "T": options.positive_int,
          "time_dim": options.positive_int, "lr_decay": options.probability,
-         "ema_decay": options.probability, "local": options.nonnegative_int,
+         "ema_decay": options.probability, "ema_warmup": options.nonnegative_int,
+         "local": options.nonnegative_int,
          "eval_t": options.positive_int}
 
 
