@@ -10,7 +10,9 @@ kind the IWAE chapter teaches. Read the files in this order:
     embedding.py  the sinusoidal time embedding φ(t), forward and backward
     denoiser.py   ε_θ(x_t, t): the project's MLP layers reading x_t and φ(t)
     resmlp.py     ε_θ(x_t, t) for images: residual blocks, FiLM time modulation, a skip
-    local.py      its local branch: a small convolutional net as an MLP on 5 × 5 patches
+    conv.py       image layers: im2col, k × k convolution, 2 × 2 pooling, 2× upsampling
+    local.py      resmlp's local branch: a small convolutional net as an MLP on 5 × 5 patches
+    unet.py       ε_θ(x_t, t) for images: a small U-Net of convolutions and FiLM blocks
     loss.py       L_simple = ‖ε − ε_θ(x_t, t)‖² and its gradient
     vlb.py        the full bound L_vlb (nats, bits/dim); Gaussian and 8-bit decoders
     sampling.py   ancestral sampling; deterministic DDIM
@@ -23,6 +25,7 @@ docs/diffusion.md derives every formula; labs/09_diffusion is the exercise.
 from .ddpm import DDPM
 from .denoiser import denoiser_backward, denoiser_forward
 from .resmlp import resmlp_backward, resmlp_forward
+from .unet import unet_backward, unet_forward
 from .embedding import time_embedding_backward, time_embedding_forward
 from .forward import posterior_mean_var, predict_x0, q_mean_var, q_sample, reverse_mean_var
 from .loss import simple_loss
