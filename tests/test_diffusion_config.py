@@ -11,10 +11,11 @@ def test_defaults_follow_the_kind_of_data():
     toy, img = DiffusionConfig(data="ring"), DiffusionConfig(data="mnist-subset")
     assert toy.kind == "toy" and img.kind == "images"
     for cfg, kind in ((toy, "toy"), (img, "images")):
-        for name, value in PRESETS[kind].items():
+        for name, value in dict(PRESETS[kind], **DENOISER_PRESETS[kind, cfg.denoiser]).items():
             assert getattr(cfg, name) == value
-        for name, value in DENOISER_PRESETS[kind, cfg.denoiser].items():
-            assert getattr(cfg, name) == value
+    assert img.denoiser == "unet" and img.epochs == 36 and img.hidden == (24, 48)
+    resmlp = DiffusionConfig(data="mnist-subset", denoiser="resmlp")     # its own defaults
+    assert (resmlp.hidden, resmlp.local, resmlp.epochs) == ((512, 512, 512), 64, 100)
     assert DiffusionConfig(data="ring", T=50, hidden=(8,)).T == 50       # given beats preset
 
 
@@ -56,14 +57,14 @@ def test_a_config_saved_before_the_new_denoiser_keeps_its_model():
         del old[key]
     cfg = DiffusionConfig.from_dict(old)
     assert (cfg.denoiser, cfg.ema_decay, cfg.local) == ("mlp", 0.0, 0)
-    assert DiffusionConfig(data="mnist-subset").denoiser == "resmlp"
+    assert DiffusionConfig(data="mnist-subset").denoiser == "unet"
 
 
 def test_load_data_toy_and_images():
     toy = load_data(DiffusionConfig(data="ring", n_train=300))
     assert toy.x_train.shape == (300, 2) and toy.x_test.shape == (1000, 2)
     assert toy.exact.shape == (1000,) and np.all(np.isfinite(toy.exact))
-    img = load_data(DiffusionConfig(data="mnist-subset", downsample=4))
+    img = load_data(DiffusionConfig(data="mnist-subset", downsample=4, hidden=(8,)))  # 7 x 7
     assert img.side == 7 and img.x_train.shape == (10000, 49) and img.exact is None
     # 8-bit on [−1, 1]: every value is one of the 256 levels
     levels = np.round((img.x_test.astype(np.float64) + 1) * 127.5)

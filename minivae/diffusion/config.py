@@ -4,9 +4,10 @@
 ``minivae diffusion train`` (saved in the checkpoint and config.json, as
 :class:`minivae.train.TrainConfig` is for ``minivae train``). Options left at None take the
 defaults of the data's kind (:data:`PRESETS`): the 2-D toys train a small MLP on 50,000
-points in a minute; MNIST trains a residual FiLM MLP (resmlp.py) with a local convolutional
-branch (local.py) on 14 × 14 images, sampled from a moving average of its weights
-(docs/diffusion.md has the measured times).
+points in a minute; MNIST trains a small U-Net (unet.py) on 14 × 14 images, sampled from a
+moving average of its weights (docs/diffusion.md has the measured times; the residual FiLM MLP
+resmlp.py, with its local branch, and the plain MLP remain as --denoiser choices, each with its
+own defaults in :data:`DENOISER_PRESETS`).
 
 Data (``data``):
 
@@ -37,7 +38,7 @@ DATA = TOYS + mnist_data.DATASETS
 PRESETS = {
     "toy": dict(T=200, denoiser="mlp", time_dim=32, ema_decay=0.0,
                 epochs=40, batch_size=256, eval_n=1000, eval_t=None),
-    "images": dict(T=1000, denoiser="resmlp", time_dim=64, ema_decay=0.999,
+    "images": dict(T=1000, denoiser="unet", time_dim=64, ema_decay=0.999,
                    epochs=100, batch_size=128, eval_n=200, eval_t=10),
 }
 #: Defaults that depend on the denoiser as well, (kind, denoiser) -> fields: they override
@@ -45,10 +46,10 @@ PRESETS = {
 DENOISER_PRESETS = {
     ("toy", "mlp"): dict(hidden=(128, 128, 128), local=0),
     ("toy", "resmlp"): dict(hidden=(128, 128, 128), local=0),
-    ("toy", "unet"): dict(hidden=(32, 64), local=0),                   # refused: not images
+    ("toy", "unet"): dict(hidden=(24, 48), local=0),                   # refused: not images
     ("images", "mlp"): dict(hidden=(512, 512, 512), local=0),
     ("images", "resmlp"): dict(hidden=(512, 512, 512), local=64),
-    ("images", "unet"): dict(hidden=(32, 64), local=0),
+    ("images", "unet"): dict(hidden=(24, 48), local=0, epochs=36),   # 12 min of CPU
 }
 #: Fields added after the first diffusion runs were saved, with the values those runs used: a
 #: saved configuration without them (an older run directory, resumed) means these (the
@@ -79,7 +80,7 @@ class DiffusionConfig:
     denoiser: str = _option(None, "the denoiser: mlp (time features added to every layer), "
                             "resmlp (residual blocks, FiLM time modulation, a skip from x_t) "
                             "or unet (3 x 3 convolutions at full and halved resolutions, "
-                            "images only) (default: mlp for the toys, resmlp for images)",
+                            "images only) (default: mlp for the toys, unet for images)",
                             tuple(DENOISERS))
     local: int = _option(None, "channels of the resmlp's local branch (a small convolutional net "
                          "on each pixel's 5 x 5 neighbourhood), 0 for none (default: 64 for "
@@ -87,13 +88,13 @@ class DiffusionConfig:
     hidden: tuple = _option(None, "hidden widths of the denoiser (resmlp: one width per block; "
                             "unet: the channels at each resolution, full size first, halved "
                             "at each next one) (default: 128,128,128 for the toys; for "
-                            "images 512,512,512, and 32,64 for unet)")
+                            "images 24,48 for unet, 512,512,512 for mlp and resmlp)")
     time_dim: int = _option(None, "dimension of the time embedding, even (default: 32 for the "
                             "toys, 64 for images)")
     activation: str = _option("relu", "hidden activation of the denoiser", ACTIVATIONS)
     dtype: str = _option("float32", "floating point type", validate.FLOAT_DTYPES)
-    epochs: int = _option(None, "passes over the training data (default: 40 for the toys, "
-                          "100 for images)")
+    epochs: int = _option(None, "passes over the training data (default: 40 for the toys; "
+                          "for images 36 with unet, 100 with mlp and resmlp)")
     batch_size: int = _option(None, "minibatch size (default: 256 for the toys, 128 for "
                               "images)")
     lr: float = _option(1e-3, "Adam learning rate")

@@ -1,4 +1,4 @@
-"""A residual, time-modulated MLP denoiser ε_θ(x_t, t): the MNIST default.
+"""A residual, time-modulated MLP denoiser ε_θ(x_t, t) (session 2's MNIST default).
 
 The plain MLP (denoiser.py) hears t only as extra inputs added into each layer; on images it
 learns to "guess the digit" at large t but barely removes small noise (L_simple ≈ 1 at t = 1:

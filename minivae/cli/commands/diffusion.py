@@ -3,7 +3,7 @@
 Examples:
   minivae diffusion train --data ring --out runs/ring          # 2-D ring of Gaussians (~1 min)
   minivae diffusion train --data lecture --out runs/lecture    # the lecture's toy DLVM
-  minivae diffusion train --data mnist-subset --out runs/dm    # 14 x 14 8-bit MNIST
+  minivae diffusion train --data mnist-subset --out runs/dm    # 14 x 14 MNIST, U-Net (~12 min CPU)
   minivae diffusion train --out runs/dm --resume --epochs 250  # continue a run
   minivae diffusion sample runs/dm --sampler ddim --steps 50   # samples.png (+ toys: beside data)
   minivae diffusion evaluate runs/ring                         # −L_vlb vs the exact log p(x)
